@@ -1,0 +1,74 @@
+"""The model cache: trained models (the original, the retrained reference) keyed by everything
+they depend on, shared by all jobs of all sweeps, written atomically under a file lock so that
+parallel jobs train each model once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from transformers import PreTrainedModel
+
+from unlearnbench.io import atomic_write_json, stable_hash
+from unlearnbench.models import load_saved, save_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CacheEntry:
+    model: PreTrainedModel
+    key: str
+    path: Path
+    meta: dict[str, Any]
+    hit: bool  # True when this call loaded it instead of training it
+
+
+class ModelCache:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def entry_dir(self, kind: str, spec: dict[str, Any]) -> tuple[str, Path]:
+        key = stable_hash(spec)
+        return key, self.root / "models" / f"{kind}-{key}"
+
+    def get_or_train(
+        self,
+        kind: str,
+        spec: dict[str, Any],
+        train: Callable[[Path], tuple[PreTrainedModel, dict[str, Any]]],
+    ) -> CacheEntry:
+        """Load the model for ``spec``, or call ``train(work_dir)`` once and store what it returns.
+
+        ``train`` returns the model and metadata (e.g. its wall time), which later hits read back.
+        """
+        key, final = self.entry_dir(kind, spec)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(final) + ".lock"):
+            if (final / "meta.json").exists():
+                meta = json.loads((final / "meta.json").read_text())
+                log.info("cache hit: %s model %s", kind, key)
+                return CacheEntry(load_saved(final), key, final, meta, hit=True)
+            if final.exists():  # a crash left a partial entry behind; meta.json is written last
+                shutil.rmtree(final)
+            log.info("cache miss: training %s model %s", kind, key)
+            work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{kind}-{key}."))
+            try:
+                model, meta = train(work)
+                save_model(model, work)
+                meta = {**meta, "kind": kind, "key": key, "spec": spec, "created": time.time()}
+                atomic_write_json(work / "meta.json", meta)
+                work.replace(final)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+            return CacheEntry(model, key, final, meta, hit=False)

@@ -1,0 +1,61 @@
+"""The ``unlearnbench`` command: a Hydra app that runs one experiment per (sweep) job.
+
+Wraps :func:`unlearnbench.pipeline.run_experiment` with what a sweep needs: skip jobs that are
+already done, record a failed job's error in its run dir and carry on with the others, and turn
+a user error into one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from unlearnbench.errors import UnlearnbenchError
+from unlearnbench.io import atomic_write_json
+from unlearnbench.pipeline import is_complete, run_experiment
+
+log = logging.getLogger("unlearnbench")
+CONF_DIR = os.environ.get("UNLEARNBENCH_CONF_DIR") or str(Path(__file__).resolve().parents[2] / "conf")
+ERROR_FILE = "error.json"
+
+# A sweep job's dir is named by its overrides; a sweep with none still needs a name.
+OmegaConf.register_new_resolver("ub_subdir", lambda overrides: overrides or "default", replace=True)
+
+
+def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
+    if multirun and cfg.get("resume", True) and is_complete(run_dir):
+        log.info("skip (done): %s", run_dir)
+        return
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    try:
+        run_experiment(cfg, run_dir)
+    except Exception as exc:
+        atomic_write_json(
+            run_dir / ERROR_FILE,
+            {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()},
+        )
+        if multirun:  # the other jobs of the sweep go on; the report lists this one
+            log.error("job failed (%s: %s); details in %s", type(exc).__name__, exc, run_dir / ERROR_FILE)
+            return
+        if isinstance(exc, UnlearnbenchError) and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    hc = HydraConfig.get()
+    run_job(cfg, Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN)
+
+
+if __name__ == "__main__":
+    main()

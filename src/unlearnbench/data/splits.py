@@ -1,0 +1,152 @@
+"""Seeded splits: train / val / test (stratified), then forget / retain inside train.
+
+Every split is a pure function of (dataset, split fractions, seed, forget config), so a rerun or a
+parallel job always sees the same forget ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from unlearnbench.data.sources import TextDataset
+from unlearnbench.errors import ConfigError, DataError
+
+FORGET_STRATEGIES = ("random", "class", "ids")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Indices into the :class:`TextDataset`; forget and retain partition train."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    forget: np.ndarray
+    retain: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in ("train", "forget", "retain", "val", "test")}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in ("train", "val", "test", "forget", "retain"):
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+def _check_fraction(key: str, value: Any, low_open: bool = True) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, "a number in (0, 1)") from None
+    inside = 0.0 < value < 1.0 if low_open else 0.0 <= value < 1.0
+    if not inside:
+        raise ConfigError(key, value, "a number in (0, 1)" if low_open else "a number in [0, 1)")
+    return value
+
+
+def make_splits(
+    data: TextDataset, data_cfg: Mapping[str, Any], forget_cfg: Mapping[str, Any], seed: int
+) -> Splits:
+    val_f = _check_fraction("data.val_fraction", data_cfg.get("val_fraction", 0.1), low_open=False)
+    test_f = _check_fraction("data.test_fraction", data_cfg.get("test_fraction", 0.2))
+    if val_f + test_f >= 1.0:
+        raise ConfigError("data.val_fraction + data.test_fraction", val_f + test_f, "a sum below 1")
+    idx = np.arange(len(data))
+    stratify = data.labels if np.bincount(data.labels).min() >= 3 else None
+    train_val, test = train_test_split(idx, test_size=test_f, stratify=stratify, random_state=seed)
+    if val_f > 0:
+        strat_tv = data.labels[train_val] if stratify is not None else None
+        train, val = train_test_split(
+            train_val, test_size=val_f / (1.0 - test_f), stratify=strat_tv, random_state=seed
+        )
+    else:
+        train, val = train_val, np.array([], dtype=np.int64)
+    train, val, test = np.sort(train), np.sort(val), np.sort(test)
+    forget = select_forget(data, train, forget_cfg, seed)
+    retain = np.setdiff1d(train, forget, assume_unique=True)
+    if len(retain) == 0:
+        raise ConfigError(
+            "forget", dict(forget_cfg), "the forget set would take the whole training set; D_r is empty"
+        )
+    return Splits(train=train, val=val, test=test, forget=forget, retain=retain)
+
+
+def _class_index(data: TextDataset, value: Any) -> int:
+    if str(value) in data.label_names:
+        return data.label_names.index(str(value))
+    if str(value).isdigit() and int(value) < data.num_labels:
+        return int(value)
+    raise ConfigError(
+        "forget.class_name", value, f"one of {data.label_names} (or its index 0..{data.num_labels - 1})"
+    )
+
+
+def read_id_file(path: str | Path) -> list[str]:
+    """A forget request: a json list of ids, or one id per line (blank lines and # comments skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            "forget.path", str(path), "an existing file of sample ids (json list or one per line)"
+        )
+    text = path.read_text()
+    if text.lstrip().startswith("["):
+        ids = [str(x) for x in json.loads(text)]
+    else:
+        ids = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not ids:
+        raise DataError(f"forget id file {path} is empty")
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise DataError(f"forget id file {path} repeats ids: {dup[:10]}")
+    return ids
+
+
+def select_forget(data: TextDataset, train: np.ndarray, cfg: Mapping[str, Any], seed: int) -> np.ndarray:
+    """Indices (a sorted subset of ``train``) that form D_f under the configured strategy."""
+    strategy = cfg.get("strategy")
+    if strategy not in FORGET_STRATEGIES:
+        raise ConfigError("forget.strategy", strategy, f"one of {', '.join(FORGET_STRATEGIES)}")
+    rng = np.random.default_rng([int(cfg.get("seed", seed)), 7919])
+    if strategy == "random":
+        ratio = _check_fraction("forget.ratio", cfg.get("ratio"))
+        n = round(ratio * len(train))
+        if n < 1:
+            raise ConfigError(
+                "forget.ratio", ratio, f"a ratio that selects at least 1 of {len(train)} training samples"
+            )
+        forget = rng.choice(train, size=n, replace=False)
+    elif strategy == "class":
+        cls = _class_index(data, cfg.get("class_name"))
+        ratio = cfg.get("ratio", 1.0)
+        try:
+            ratio = float(ratio)
+        except (TypeError, ValueError):
+            ratio = -1.0
+        if not 0.0 < ratio <= 1.0:
+            raise ConfigError(
+                "forget.ratio", cfg.get("ratio"), "for strategy=class, the share of the class in (0, 1]"
+            )
+        members = train[data.labels[train] == cls]
+        if len(members) == 0:
+            raise DataError(f"class '{data.label_names[cls]}' has no training samples")
+        n = max(1, round(ratio * len(members)))
+        forget = members if n == len(members) else rng.choice(members, size=n, replace=False)
+    else:
+        wanted = read_id_file(cfg.get("path") or "")
+        position = {data.ids[i]: i for i in train}
+        missing = [i for i in wanted if i not in position]
+        if missing:
+            where = "the test/val split" if any(i in set(data.ids) for i in missing) else "the dataset"
+            raise DataError(
+                f"forget ids not in the training set ({len(missing)} of {len(wanted)}, e.g. {missing[:5]}); "
+                f"they are absent from {where}"
+            )
+        forget = np.array([position[i] for i in wanted], dtype=np.int64)
+    return np.sort(np.asarray(forget, dtype=np.int64))

@@ -1,0 +1,209 @@
+"""The shared base of every unlearning method, its config schema, and the method registry.
+
+A method is a LightningModule registered under its config name: ``methods/<name>.py`` holds the
+class, ``conf/method/<name>.yaml`` its defaults, and its ``Params`` dataclass the schema those
+defaults are checked against (unknown keys and wrong types fail before training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from torch.utils.data import DataLoader
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+
+from unlearnbench.errors import ConfigError
+from unlearnbench.evaluation import classification_metrics, predict
+from unlearnbench.trainer import FitStats
+
+if TYPE_CHECKING:
+    from unlearnbench.data import UnlearnDataModule
+    from unlearnbench.pipeline import RunContext
+
+METHODS: dict[str, type[UnlearningMethod]] = {}
+STOP_RULES = ("none", "forget_f1_below_val", "forget_accuracy_below")
+
+
+def register(name: str):
+    def wrap(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
+        if name in METHODS:
+            raise RuntimeError(f"method '{name}' registered twice: {METHODS[name]} and {cls}")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return wrap
+
+
+def get_method(name: str) -> type[UnlearningMethod]:
+    if name not in METHODS:
+        raise ConfigError("method.name", name, f"one of {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+@dataclass(kw_only=True)
+class StopParams:
+    """When to stop before the budget runs out; checked on the full forget (and val) set."""
+
+    rule: str = "none"
+    every_n_steps: int = 10
+    threshold: float | None = None
+
+
+@dataclass(kw_only=True)
+class MethodParams:
+    """Optimisation knobs every trained method has. Defaults live in the YAML, not here."""
+
+    name: str
+    lr: float
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    epochs: int = 1
+    max_steps: int = -1  # -1: the epoch budget alone decides
+    stop: StopParams = field(default_factory=StopParams)
+
+    def validate(self) -> None:
+        positive = {"lr": self.lr, "epochs": self.epochs}
+        positive.update(
+            {k: v for k, v in vars(self).items() if k.endswith("batch_size") and k != "retain_batch_size"}
+        )
+        for key, value in positive.items():
+            if value is None or value <= 0:
+                raise ConfigError(f"method.{key}", value, "a positive number")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError("method.warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError("method.max_steps", self.max_steps, "a positive step budget, or -1 for none")
+        if self.stop.rule not in STOP_RULES:
+            raise ConfigError("method.stop.rule", self.stop.rule, f"one of {', '.join(STOP_RULES)}")
+        if self.stop.every_n_steps < 1:
+            raise ConfigError("method.stop.every_n_steps", self.stop.every_n_steps, "a positive integer")
+        if self.stop.rule == "forget_accuracy_below" and self.stop.threshold is None:
+            raise ConfigError("method.stop.threshold", None, "a forget accuracy in [0, 1] for this rule")
+
+
+@dataclass
+class UnlearnOutcome:
+    model: PreTrainedModel
+    stats: FitStats
+    info: dict[str, Any] = field(default_factory=dict)  # method-specific facts for results.json
+
+
+class StopOnForgetMetric(Callback):
+    """Stops training once the forget set looks forgotten (see :class:`StopParams`)."""
+
+    def __init__(self, data: UnlearnDataModule, params: StopParams) -> None:
+        self.data, self.params = data, params
+        self.history: list[dict[str, float]] = []
+
+    def _f1(self, model: PreTrainedModel, split: str) -> dict[str, float]:
+        pred = predict(model, self.data.eval_loader(split))
+        return classification_metrics(pred.labels, pred.preds)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step % self.params.every_n_steps:
+            return
+        forget = self._f1(pl_module.model, "forget")
+        point = {
+            "step": trainer.global_step,
+            "forget_f1": forget["f1_macro"],
+            "forget_accuracy": forget["accuracy"],
+        }
+        if self.params.rule == "forget_f1_below_val":
+            point["val_f1"] = self._f1(pl_module.model, "val")["f1_macro"]
+            stop = point["forget_f1"] <= point["val_f1"]
+        else:
+            stop = point["forget_accuracy"] <= float(self.params.threshold)
+        self.history.append(point)
+        pl_module.log_dict({f"stop/{k}": float(v) for k, v in point.items() if k != "step"})
+        if stop:
+            trainer.should_stop = True
+
+
+class UnlearningMethod(L.LightningModule):
+    """Base class. Subclasses set ``Params``, build their loader and define ``training_step``.
+
+    ``run`` is the whole unlearning step that is timed: by default it fits this module, starting
+    from the original model, on the loader it builds.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[MethodParams]] = MethodParams
+
+    def __init__(self, model: PreTrainedModel, params: MethodParams, num_labels: int) -> None:
+        super().__init__()
+        model.train()  # from_pretrained returns eval mode; dropout must be on while unlearning
+        self.model, self.params, self.num_labels = model, params, num_labels
+        self.samples_seen = 0
+
+    # ------------------------------------------------------------------ config
+    @classmethod
+    def parse_params(cls, cfg: Mapping[str, Any] | DictConfig) -> MethodParams:
+        """Check the ``method`` config against ``Params``: key names, types, ranges."""
+        if isinstance(cfg, DictConfig):
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(cls.Params), cfg)
+            params = OmegaConf.to_object(merged)
+        except OmegaConfBaseException as exc:
+            key = f"method.{exc.full_key}" if getattr(exc, "full_key", None) else "method"
+            allowed = ", ".join(f.name for f in cls.Params.__dataclass_fields__.values())
+            raise ConfigError(
+                key, getattr(exc, "value", None), f"{exc.msg.splitlines()[0]} (keys: {allowed})"
+            ) from None
+        params.validate()
+        return params
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def train_loader(self, data: UnlearnDataModule, seed: int) -> DataLoader:
+        raise NotImplementedError
+
+    def callbacks(self, data: UnlearnDataModule) -> list[Callback]:
+        if self.params.stop.rule == "none":
+            return []
+        self.stopper = StopOnForgetMetric(data, self.params.stop)
+        return [self.stopper]
+
+    def info(self) -> dict[str, Any]:
+        stopper = getattr(self, "stopper", None)
+        return {"stop_checks": stopper.history} if stopper else {}
+
+    # ------------------------------------------------------------------ the unlearning step
+    @classmethod
+    def run(cls, ctx: RunContext, params: MethodParams) -> UnlearnOutcome:
+        module = cls(ctx.original().model, params, ctx.data.num_labels)
+        return module.fit(ctx)
+
+    def fit(self, ctx: RunContext) -> UnlearnOutcome:
+        loader = self.train_loader(ctx.data, ctx.seed)
+        stats = ctx.fit(self, loader, self.params, callbacks=self.callbacks(ctx.data))
+        return UnlearnOutcome(self.model, stats, self.info())
+
+    # ------------------------------------------------------------------ lightning
+    def count(self, batch: Mapping[str, torch.Tensor]) -> None:
+        self.samples_seen += int(batch["input_ids"].shape[0])
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.params.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.params.lr,
+        )
+        if self.params.warmup_ratio == 0.0:  # constant learning rate
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = get_linear_schedule_with_warmup(optimizer, int(self.params.warmup_ratio * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

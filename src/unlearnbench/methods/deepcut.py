@@ -1,0 +1,226 @@
+"""``deepcut``: Deep Contrastive Unlearning for fine-Tuning (He et al. 2025, arXiv 2503.14900).
+
+The loss functions are plain functions so that they can be tested and reused without Lightning.
+The specification where the paper is silent is the one in PAPER.md; every open choice is a knob
+in ``conf/method/deepcut.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from unlearnbench.errors import ConfigError
+from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
+
+DENOMINATORS = ("all", "negatives")
+POOLINGS = ("cls", "mean")
+
+
+def contrastive_forget_terms(
+    anchor_z: torch.Tensor,
+    anchor_y: torch.Tensor,
+    retain_z: torch.Tensor,
+    retain_y: torch.Tensor,
+    tau: float = 0.1,
+    denominator: str = "all",
+) -> tuple[torch.Tensor, int]:
+    """:func:`contrastive_forget_loss` and the number of anchors it skipped (no positive or no negative)."""
+    if denominator not in DENOMINATORS:
+        raise ValueError(f"denominator={denominator!r}: one of {DENOMINATORS}")
+    sim = anchor_z @ retain_z.T / tau  # (A, R)
+    positive = anchor_y[:, None] != retain_y[None, :]  # other class: pull towards
+    negative = ~positive  # own class: push away from
+    valid = positive.any(dim=1) & negative.any(dim=1)
+    skipped = int((~valid).sum())
+    if not bool(valid.any()):
+        return sim.sum() * 0.0, skipped  # zero loss, zero (not NaN) gradient
+    sim, positive, negative = sim[valid], positive[valid], negative[valid]
+    in_denominator = negative if denominator == "negatives" else positive | negative
+    log_denominator = torch.logsumexp(sim.masked_fill(~in_denominator, float("-inf")), dim=1, keepdim=True)
+    log_prob = (sim - log_denominator).masked_fill(~positive, 0.0)
+    per_anchor = -log_prob.sum(dim=1) / positive.sum(dim=1)
+    return per_anchor.mean(), skipped
+
+
+def contrastive_forget_loss(
+    anchor_z: torch.Tensor,
+    anchor_y: torch.Tensor,
+    retain_z: torch.Tensor,
+    retain_y: torch.Tensor,
+    tau: float = 0.1,
+    denominator: str = "all",
+) -> torch.Tensor:
+    """DeepCUT's forgetting loss L_f over forget anchors and retain views.
+
+    For anchor a with label y_a, P(a) = retain views of another label (pulled towards),
+    N(a) = retain views of label y_a (pushed away), s(a, k) = z_a . z_k:
+
+        l(a) = -1/|P(a)| sum_{p in P(a)} log( exp(s(a,p)/tau) / sum_{k in D(a)} exp(s(a,k)/tau) )
+
+    with D(a) = P(a) U N(a) (``denominator="all"``, SupCon-style) or N(a) (``"negatives"``).
+    L_f is the mean of l(a) over anchors with non-empty P(a) and N(a); with none, 0 with a zero
+    gradient. ``anchor_z`` (A, d) and ``retain_z`` (R, d) must be L2-normalised.
+    """
+    return contrastive_forget_terms(anchor_z, anchor_y, retain_z, retain_y, tau, denominator)[0]
+
+
+def supervised_contrastive_loss(z: torch.Tensor, y: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    """SupCon (Khosla et al. 2020) among retain views: each view is pulled to the others of its label.
+
+    l(i) = -1/|S(i)| sum_{p in S(i)} log( exp(z_i.z_p/tau) / sum_{k != i} exp(z_i.z_k/tau) ),
+    S(i) = views j != i with y_j = y_i; the mean over views with non-empty S(i).
+    """
+    n = z.shape[0]
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    sim = (z @ z.T / tau).masked_fill(self_mask, float("-inf"))
+    same = (y[:, None] == y[None, :]) & ~self_mask
+    valid = same.any(dim=1)
+    if not bool(valid.any()):
+        return z.sum() * 0.0
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    per_view = -log_prob.masked_fill(~same, 0.0).sum(dim=1) / same.sum(dim=1).clamp(min=1)
+    return per_view[valid].mean()
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Sequence representation r(x) from one layer's token states: [CLS] or the masked mean."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+@dataclass(kw_only=True)
+class DeepCutParams(MethodParams):
+    forget_batch_size: int
+    retain_batch_size: int
+    views: int
+    gamma: float
+    tau: float
+    denominator: str
+    pooling: str
+    layers: list[int] = field(default_factory=lambda: [-1])
+    projection_dim: int | None = None
+    lambda_keep: float = 0.0
+    detach_retain: bool = True
+    stratified_retain: bool = True
+    min_per_class: int = 1
+
+    def validate(self) -> None:
+        super().validate()
+        if self.views < 1:
+            raise ConfigError("method.views", self.views, "a positive number of dropout views (V)")
+        if self.tau <= 0:
+            raise ConfigError("method.tau", self.tau, "a positive temperature")
+        if self.gamma < 0 or self.lambda_keep < 0:
+            raise ConfigError(
+                "method.gamma / method.lambda_keep", (self.gamma, self.lambda_keep), "weights >= 0"
+            )
+        if self.denominator not in DENOMINATORS:
+            raise ConfigError("method.denominator", self.denominator, f"one of {', '.join(DENOMINATORS)}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError("method.pooling", self.pooling, f"one of {', '.join(POOLINGS)}")
+        if not self.layers:
+            raise ConfigError("method.layers", self.layers, "a non-empty list of encoder layer indices")
+        if self.retain_batch_size < 1:
+            raise ConfigError("method.retain_batch_size", self.retain_batch_size, "a positive integer")
+
+
+@register("deepcut")
+class DeepCut(UnlearningMethod):
+    """DeepCUT: reshape the latent space so that forget samples leave their class cluster.
+
+        L = L_CE(D_r views) + gamma * L_f + lambda_keep * L_keep
+
+    Each step encodes B_f and a class-stratified B_r V times with dropout on; L_f
+    (:func:`contrastive_forget_loss`) treats every forget view as an anchor, pulled to retain views
+    of other classes and pushed from those of its own, on z = normalize(proj(pool(h_l))) for each
+    selected layer l (the "deep" variant averages L_f over layers); L_CE keeps the classifier on
+    the retain views; L_keep (:func:`supervised_contrastive_loss`) optionally keeps retain clusters tight.
+    """
+
+    Params = DeepCutParams
+
+    def __init__(self, model, params: DeepCutParams, num_labels: int) -> None:
+        super().__init__(model, params, num_labels)
+        hidden = int(model.config.hidden_size)
+        self.num_layers = int(model.config.num_hidden_layers)
+        for layer in params.layers:
+            if not -(self.num_layers + 1) <= layer <= self.num_layers:
+                raise ConfigError(
+                    "method.layers",
+                    params.layers,
+                    f"indices into {self.num_layers + 1} hidden states (0 = embeddings)",
+                )
+        self.projection: nn.Module = nn.Identity()
+        if params.projection_dim:
+            self.projection = nn.Sequential(
+                nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, int(params.projection_dim))
+            )
+        self.skipped_anchors = 0
+        self.anchors_seen = 0
+
+    def train_loader(self, data, seed: int) -> DataLoader:
+        p = self.params
+        return data.paired_loader(
+            p.forget_batch_size,
+            p.retain_batch_size,
+            seed,
+            stratified=p.stratified_retain,
+            min_per_class=p.min_per_class,
+        )
+
+    def embed(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projection(pool(hidden, attention_mask, self.params.pooling)), dim=-1)
+
+    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The three terms of the loss on one paired batch (V views stacked along the batch)."""
+        p, views = self.params, self.params.views
+        mask = batch["attention_mask"].repeat(views, 1)
+        need_states = p.gamma > 0 or p.lambda_keep > 0
+        out = self.model(
+            input_ids=batch["input_ids"].repeat(views, 1),
+            attention_mask=mask,
+            output_hidden_states=need_states,
+        )
+        is_forget, labels = batch["is_forget"].repeat(views), batch["labels"].repeat(views)
+        retain = ~is_forget
+        zero = out.logits.sum() * 0.0
+        terms = {"ce": F.cross_entropy(out.logits[retain], labels[retain]) if retain.any() else zero}
+        terms["forget"], terms["keep"] = zero, zero
+        if p.gamma > 0:
+            per_layer = []
+            for layer in p.layers:
+                z = self.embed(out.hidden_states[layer], mask)
+                # Detached, L_f moves the anchors only; attached, it also drags the retain views
+                # (and so whole clusters) towards the anchors.
+                retain_z = z[retain].detach() if p.detach_retain else z[retain]
+                loss, skipped = contrastive_forget_terms(
+                    z[is_forget], labels[is_forget], retain_z, labels[retain], p.tau, p.denominator
+                )
+                per_layer.append(loss)
+                self.skipped_anchors += skipped
+                self.anchors_seen += int(is_forget.sum())
+            terms["forget"] = torch.stack(per_layer).mean()
+        if p.lambda_keep > 0:
+            z = self.embed(out.hidden_states[p.layers[0]], mask)
+            terms["keep"] = supervised_contrastive_loss(z[retain], labels[retain], p.tau)
+        return terms
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        self.count(batch)
+        terms = self.loss_terms(batch)
+        loss = terms["ce"] + self.params.gamma * terms["forget"] + self.params.lambda_keep * terms["keep"]
+        size = len(batch["labels"])
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/skipped_anchors", float(self.skipped_anchors), batch_size=size)
+        return loss
+
+    def info(self) -> dict:
+        return {**super().info(), "skipped_anchors": self.skipped_anchors, "anchors": self.anchors_seen}

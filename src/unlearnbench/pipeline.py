@@ -1,0 +1,202 @@
+"""One experiment, end to end:
+
+config -> data (splits, forget set) -> original model (cached) -> method.run (timed)
+       -> evaluate on forget / retain / val / test -> results.json in the run dir
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from unlearnbench.cache import CacheEntry, ModelCache
+from unlearnbench.data import UnlearnDataModule
+from unlearnbench.evaluation import evaluate
+from unlearnbench.io import atomic_write_json, package_versions, stable_hash
+from unlearnbench.methods import MethodParams, UnlearningMethod, get_method
+from unlearnbench.methods.finetune import FineTune
+from unlearnbench.models import build_pretrained, load_tokenizer, save_model
+from unlearnbench.trainer import FitStats, build_trainer, timed_fit
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+
+
+@dataclass
+class RunContext:
+    """What a method needs from the run: config, data, the model cache and a way to fit."""
+
+    cfg: DictConfig
+    data: UnlearnDataModule
+    cache: ModelCache
+    run_dir: Path
+    _original: CacheEntry | None = field(default=None, repr=False)
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg.seed)
+
+    def fit(
+        self,
+        module: L.LightningModule,
+        loader,
+        params: MethodParams,
+        callbacks=(),
+        log_dir: Path | None = None,
+    ) -> FitStats:
+        L.seed_everything(self.seed, workers=True, verbose=False)
+        trainer = build_trainer(
+            OmegaConf.to_container(self.cfg.trainer, resolve=True),
+            OmegaConf.to_container(self.cfg.logger, resolve=True) if self.cfg.get("logger") else None,
+            log_dir or self.run_dir,
+            max_epochs=params.epochs,
+            max_steps=params.max_steps,
+            callbacks=callbacks,
+        )
+        return timed_fit(module, loader, trainer)
+
+    def pretrained(self):
+        """A fresh copy of the pretrained model with a new head (the start of every fine-tuning)."""
+        torch.manual_seed(self.seed)
+        return build_pretrained(self.cfg.model, self.data.num_labels, len(self.data.tokenizer))
+
+    def _recipe(self) -> MethodParams:
+        return FineTune.parse_params(
+            {"name": "train", **OmegaConf.to_container(self.cfg.train, resolve=True)}
+        )
+
+    def _model_spec(self) -> dict[str, Any]:
+        """Everything a trained model depends on, for its cache key."""
+        return {
+            "data": OmegaConf.to_container(self.cfg.data, resolve=True),
+            "model": OmegaConf.to_container(self.cfg.model, resolve=True),
+            "seed": self.seed,
+            "precision": str(self.cfg.trainer.get("precision")),
+        }
+
+    def _train_from_pretrained(self, split: str, params: MethodParams, log_dir: Path):
+        module = FineTune(self.pretrained(), params, self.data.num_labels, split=split)
+        stats = self.fit(module, module.train_loader(self.data, self.seed), params, log_dir=log_dir)
+        return module.model, {"fit": asdict(stats)}
+
+    def original(self) -> CacheEntry:
+        """theta_0: the pretrained model fine-tuned on all of D, trained once per spec and cached."""
+        if self._original is None:
+            recipe = self._recipe()
+            spec = {**self._model_spec(), "recipe": asdict(recipe)}
+            self._original = self.cache.get_or_train(
+                "original", spec, lambda d: self._train_from_pretrained("train", recipe, d)
+            )
+        return self._original
+
+    def retrained(self, params: MethodParams) -> CacheEntry:
+        """The retrained reference for this forget set: fine-tuned on D_r only, cached per split."""
+        forget_ids = sorted(self.data.sample_ids("forget"))
+        spec = {**self._model_spec(), "recipe": asdict(params), "forget_ids": stable_hash(forget_ids, 32)}
+        return self.cache.get_or_train(
+            "retrain", spec, lambda d: self._train_from_pretrained("retain", params, d)
+        )
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    forget = OmegaConf.to_container(cfg.forget, resolve=True)
+    return {
+        "dataset": cfg.data.name,
+        "model": cfg.model.name,
+        "method": cfg.method.name,
+        "forget": {
+            k: forget.get(k) for k in ("strategy", "ratio", "class_name", "path", "tag") if k in forget
+        },
+        "seed": int(cfg.seed),
+        "experiment": cfg.get("experiment_name"),
+    }
+
+
+def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, UnlearnDataModule]:
+    """Everything that can fail on bad input, done before any training."""
+    method_cls = get_method(cfg.method.name)
+    params = method_cls.parse_params(cfg.method)
+    FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
+    tokenizer = load_tokenizer(cfg.model)
+    data = UnlearnDataModule(
+        cfg.data,
+        cfg.forget,
+        tokenizer,
+        int(cfg.seed),
+        cfg.paths.cache_dir,
+        eval_batch_size=int(cfg.eval.batch_size),
+    )
+    data.setup()
+    return method_cls, params, data
+
+
+def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Run one (data, model, method, forget set, seed) point and write results.json in ``run_dir``."""
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.trainer.get("num_threads"):
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+    method_cls, params, data = prepare(cfg)
+    atomic_write_json(run_dir / "forget_ids.json", data.sample_ids("forget"))
+    ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
+
+    original = ctx.original()
+    log.info(
+        "[%s] unlearning: %d forget / %d retain samples",
+        params.name,
+        len(data.splits.forget),
+        len(data.splits.retain),
+    )
+    outcome = method_cls.run(ctx, params)
+    metrics = evaluate(outcome.model, data, cfg.eval.splits)
+    if cfg.get("save_model"):
+        save_model(outcome.model, run_dir / "model")
+
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "run": run_identity(cfg),
+        "sizes": data.splits.sizes(),
+        "metrics": metrics,
+        "timing": {
+            "unlearn_seconds": outcome.stats.seconds,
+            "total_seconds": time.perf_counter() - t_start,
+            "steps": outcome.stats.steps,
+            "samples": outcome.stats.samples,
+            "stopped_early": outcome.stats.stopped_early,
+        },
+        "original": {"cache_key": original.key, "from_cache": original.hit},
+        "method_info": outcome.info,
+        "method_params": OmegaConf.to_container(cfg.method, resolve=True),
+        "versions": package_versions(),
+    }
+    atomic_write_json(run_dir / RESULTS_FILE, results)
+    m = metrics
+    log.info(
+        "[%s] forget F1 %.3f | retain F1 %.3f | test F1 %.3f | unlearn %.1fs | %s",
+        params.name,
+        m.get("forget", {}).get("f1_macro", float("nan")),
+        m.get("retain", {}).get("f1_macro", float("nan")),
+        m.get("test", {}).get("f1_macro", float("nan")),
+        outcome.stats.seconds,
+        run_dir,
+    )
+    return results
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """A run dir whose results.json was written in full (it is written atomically, last)."""
+    path = Path(run_dir) / RESULTS_FILE
+    try:
+        return json.loads(path.read_text()).get("schema_version") == SCHEMA_VERSION
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,188 @@
+"""The report: gathers run dirs (results.json, error.json) into one table, mean +- std over seeds.
+
+    unlearnbench-report outputs/main [more dirs...] [--out DIR]
+
+Writes results.csv (every number), results.md and results.tex (paste-ready), and prints the
+markdown table. Every ``-m`` sweep also calls it when it ends (:class:`SweepReportCallback`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from unlearnbench.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+GROUP = ["dataset", "model", "forget", "method"]
+SPLITS = ("forget", "retain", "test")
+SCORES = ("accuracy", "f1_macro")
+METHOD_ORDER = ["original", "retrain", "finetune", "gradient_ascent", "deepcut"]
+
+
+def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    found: set[Path] = set()
+    for root in map(Path, paths):
+        if not root.exists():
+            raise FileNotFoundError(f"no such run or sweep dir: {root}")
+        for name in ("results.json", "error.json"):
+            found.update(p.parent for p in root.rglob(name))
+    return sorted(found)
+
+
+def _row(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    run = results["run"]
+    row: dict[str, Any] = {
+        "dataset": run["dataset"],
+        "model": run["model"],
+        "forget": run["forget"].get("tag") or run["forget"].get("strategy"),
+        "method": run["method"],
+        "seed": run["seed"],
+        "run_dir": str(run_dir),
+    }
+    for split, metrics in results["metrics"].items():
+        for name, value in metrics.items():
+            if name != "n":
+                row[f"{split}_{name}"] = value
+    row["unlearn_seconds"] = results["timing"]["unlearn_seconds"]
+    row["total_seconds"] = results["timing"]["total_seconds"]
+    return row
+
+
+def load_runs(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """One row per finished run, and the failed runs (their error.json and dir)."""
+    rows, failures = [], []
+    for run_dir in find_run_dirs(paths):
+        results_file, error_file = run_dir / "results.json", run_dir / "error.json"
+        if results_file.exists():
+            try:
+                rows.append(_row(json.loads(results_file.read_text()), run_dir))
+                continue
+            except (ValueError, KeyError) as exc:
+                failures.append({"run_dir": str(run_dir), "type": "BadResults", "message": str(exc)})
+                continue
+        error = json.loads(error_file.read_text())
+        failures.append({"run_dir": str(run_dir), "type": error.get("type"), "message": error.get("message")})
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        key = ["dataset", "model", "forget", "seed"]
+        retrain = frame[frame.method == "retrain"].set_index(key)["unlearn_seconds"]
+        retrain = retrain[~retrain.index.duplicated()]
+        frame["ratio_to_retrain"] = [
+            r.unlearn_seconds / retrain.get(tuple(r[k] for k in key), math.nan) for _, r in frame.iterrows()
+        ]
+    return frame, failures
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std (over seeds) of every numeric column, per dataset x model x forget x method."""
+    numeric = [c for c in frame.columns if c not in [*GROUP, "seed", "run_dir"]]
+    grouped = frame.groupby(GROUP, sort=False)
+    summary = grouped[numeric].agg(["mean", "std"])
+    summary.columns = [f"{col}_{stat}" for col, stat in summary.columns]
+    summary.insert(0, "seeds", grouped.size())
+    summary = summary.reset_index()
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    summary["_order"] = summary.method.map(lambda m: rank.get(m, len(rank)))
+    return summary.sort_values(["dataset", "model", "forget", "_order", "method"]).drop(columns="_order")
+
+
+def _fmt(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    text = f"{mean * scale:.{digits}f}"
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        text += f" ± {std * scale:.{digits}f}"
+    return text
+
+
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The paper table: scores in percent, seconds, and the time ratio to retraining."""
+    out = pd.DataFrame(
+        {
+            "dataset": summary.dataset,
+            "forget": summary.forget,
+            "method": summary.method,
+            "seeds": summary.seeds,
+        }
+    )
+    for split in SPLITS:
+        for score, label in (("accuracy", "acc"), ("f1_macro", "F1")):
+            col = f"{split}_{score}"
+            if f"{col}_mean" in summary:
+                out[f"{split} {label}"] = [
+                    _fmt(m, s, 100.0)
+                    for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"], strict=True)
+                ]
+    out["unlearn s"] = [
+        _fmt(m, s) for m, s in zip(summary.unlearn_seconds_mean, summary.unlearn_seconds_std, strict=True)
+    ]
+    out["× retrain"] = [_fmt(m, None, digits=3) for m in summary.ratio_to_retrain_mean]
+    return out
+
+
+def write_report(
+    paths: Sequence[str | Path], out_dir: str | Path
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    frame, failures = load_runs(paths)
+    out_dir = Path(out_dir)
+    if frame.empty:
+        log.warning("no finished runs under %s", ", ".join(map(str, paths)))
+        return pd.DataFrame(), failures
+    summary = summarize(frame)
+    table = display_table(summary)
+    atomic_write_text(out_dir / "results.csv", summary.to_csv(index=False))
+    atomic_write_text(out_dir / "runs.csv", frame.to_csv(index=False))
+    markdown = table.to_markdown(index=False)
+    if failures:
+        markdown += "\n\nFailed runs:\n" + "\n".join(
+            f"- {f['run_dir']}: {f['type']}: {f['message']}" for f in failures
+        )
+    atomic_write_text(out_dir / "results.md", markdown + "\n")
+    atomic_write_text(out_dir / "results.tex", table.to_latex(index=False, escape=True))
+    return table, failures
+
+
+class SweepReportCallback(Callback):
+    """Hydra callback: at the end of every ``-m`` sweep, write and print its report."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.exists():
+            return
+        table, failures = write_report([sweep_dir], sweep_dir)
+        if not table.empty:
+            print(f"\n{table.to_markdown(index=False)}\n\nreport: {sweep_dir}/results.md (.csv, .tex)")
+        for f in failures:
+            print(f"FAILED {f['run_dir']}: {f['type']}: {f['message']}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="unlearnbench-report", description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", help="run or sweep dirs (searched recursively)")
+    parser.add_argument("--out", default=None, help="where to write results.* (default: the first dir)")
+    args = parser.parse_args(argv)
+    try:
+        table, failures = write_report(args.dirs, args.out or args.dirs[0])
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    if table.empty:
+        print("no finished runs found")
+        return 1
+    print(table.to_markdown(index=False))
+    for f in failures:
+        print(f"FAILED {f['run_dir']}: {f['type']}: {f['message']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""Lightning Trainers built from the ``trainer`` and ``logger`` configs, and a timed fit."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
+
+# Lightning's start-up chatter (hardware lines, tips) and warnings that do not apply to short
+# unlearning runs would bury the one summary line per job.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+logging.getLogger("lightning.fabric.utilities.rank_zero").setLevel(logging.WARNING)
+for _pattern in (
+    r".*LeafSpec.*",
+    r".*smaller than the logging interval.*",
+    r".*does not have many workers.*",
+    r".*in eval mode at the start of training.*",
+):
+    warnings.filterwarnings("ignore", message=_pattern)
+
+
+@dataclass
+class FitStats:
+    seconds: float = 0.0
+    steps: int = 0
+    samples: int = 0
+    stopped_early: bool = False
+
+
+def build_trainer(
+    trainer_cfg: Mapping[str, Any],
+    logger_cfg: Mapping[str, Any] | None,
+    log_dir: Path,
+    *,
+    max_epochs: int,
+    max_steps: int,
+    callbacks: Sequence[Callback] = (),
+) -> L.Trainer:
+    logger = False
+    if logger_cfg:
+        logger = instantiate(dict(logger_cfg), save_dir=str(log_dir), _convert_="all")
+    return L.Trainer(
+        **dict(trainer_cfg),
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        logger=logger,
+        callbacks=list(callbacks),
+        default_root_dir=str(log_dir),
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        # Samplers are rank-aware themselves (paired forget/retain batches cannot be re-wrapped).
+        use_distributed_sampler=False,
+    )
+
+
+def timed_fit(module: L.LightningModule, loader: DataLoader, trainer: L.Trainer) -> FitStats:
+    start = time.perf_counter()
+    trainer.fit(module, train_dataloaders=loader)
+    seconds = time.perf_counter() - start
+    return FitStats(
+        seconds=seconds,
+        steps=int(trainer.global_step),
+        samples=int(getattr(module, "samples_seen", 0)),
+        stopped_early=bool(trainer.should_stop and trainer.global_step < trainer.estimated_stepping_batches),
+    )

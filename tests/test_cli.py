@@ -1,0 +1,49 @@
+"""The command line as a user runs it: sweeps, resume, failed jobs, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import TINY
+
+
+def unlearnbench(*args: str, cache: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "unlearnbench.cli", *TINY, f"paths.cache_dir={cache}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_sweep_writes_report_resumes_and_survives_a_failed_job(tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", "method=original,finetune", "forget.ratio=0.1,0.0", f"hydra.sweep.dir={sweep}"]
+    first = unlearnbench(*args, cache=tmp_path / "cache")
+    assert first.returncode == 0, first.stderr[-2000:]
+    done = sorted(p.parent.name for p in sweep.rglob("results.json"))
+    failed = sorted(p.parent.name for p in sweep.rglob("error.json"))
+    assert done == ["forget.ratio=0.1,method=finetune", "forget.ratio=0.1,method=original"]
+    assert failed == ["forget.ratio=0.0,method=finetune", "forget.ratio=0.0,method=original"]
+    error = json.loads((sweep / failed[0] / "error.json").read_text())
+    assert error["type"] == "ConfigError" and "forget.ratio=0.0" in error["message"]
+    report = (sweep / "results.md").read_text()
+    assert "finetune" in report and "original" in report and "Failed runs" in report
+    assert (sweep / "results.csv").exists() and (sweep / "results.tex").exists()
+
+    stamp = {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")}
+    second = unlearnbench(*args, cache=tmp_path / "cache")
+    assert second.returncode == 0
+    assert second.stderr.count("skip (done)") == 2
+    assert {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")} == stamp  # finished jobs untouched
+
+
+def test_bad_config_ends_with_one_clear_line(tmp_path) -> None:
+    out = unlearnbench("forget.ratio=2", f"hydra.run.dir={tmp_path / 'run'}", cache=tmp_path / "cache")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == "error: forget.ratio=2.0 is invalid: a number in (0, 1)"
+    assert "Traceback" not in out.stderr
+
+
+def test_unknown_method_lists_the_known_ones(tmp_path) -> None:
+    out = unlearnbench("method=bogus", f"hydra.run.dir={tmp_path / 'run'}", cache=tmp_path / "cache")
+    assert out.returncode != 0 and "deepcut" in out.stderr and "bogus" in out.stderr

@@ -1,0 +1,92 @@
+"""Each method does its own thing to the original model: changes it, or (original) keeps it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unlearnbench.cache import ModelCache
+from unlearnbench.evaluation import predict
+from unlearnbench.methods import METHODS
+from unlearnbench.pipeline import RunContext, prepare
+
+
+def context(cfg, run_dir) -> tuple[RunContext, type, object]:
+    method_cls, params, data = prepare(cfg)
+    return RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir), method_cls, params
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_method_changes_the_weights_or_keeps_them(make_cfg, tmp_path, name: str) -> None:
+    budget = [] if name == "original" else ["method.lr=1e-3", "method.max_steps=3"]
+    cfg = make_cfg(f"method={name}", *budget)
+    ctx, method_cls, params = context(cfg, tmp_path)
+    before = snapshot(ctx.original().model)
+    outcome = method_cls.run(ctx, params)
+    after = outcome.model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    if name == "original":
+        assert not changed and outcome.stats.seconds == 0
+    else:
+        assert changed, f"{name} left every weight as it was"
+        assert outcome.stats.steps > 0 and outcome.stats.seconds > 0
+
+
+def forget_loss(model, data) -> float:
+    pred = predict(model, data.eval_loader("forget"))
+    return float(F.cross_entropy(torch.from_numpy(pred.logits), torch.from_numpy(pred.labels)))
+
+
+def test_gradient_ascent_raises_the_forget_loss(make_cfg, tmp_path) -> None:
+    cfg = make_cfg(
+        "method=gradient_ascent", "method.lr=3e-3", "method.epochs=5", "method.forget_batch_size=4"
+    )
+    ctx, method_cls, params = context(cfg, tmp_path)
+    before = forget_loss(ctx.original().model, ctx.data)
+    outcome = method_cls.run(ctx, params)
+    assert forget_loss(outcome.model, ctx.data) > before + 0.5
+
+
+def test_gradient_ascent_stops_on_forget_accuracy(make_cfg, tmp_path) -> None:
+    cfg = make_cfg(
+        "method=gradient_ascent",
+        "method.lr=3e-3",
+        "method.epochs=50",
+        "method.forget_batch_size=4",
+        "method.stop.rule=forget_accuracy_below",
+        "method.stop.threshold=0.3",
+        "method.stop.every_n_steps=1",
+    )
+    ctx, method_cls, params = context(cfg, tmp_path)
+    outcome = method_cls.run(ctx, params)
+    checks = outcome.info["stop_checks"]
+    assert outcome.stats.stopped_early and checks[-1]["forget_accuracy"] <= 0.3
+    assert all(c["forget_accuracy"] > 0.3 for c in checks[:-1])
+
+
+def test_deepcut_pushes_forget_samples_out_of_their_class(make_cfg, tmp_path) -> None:
+    cfg = make_cfg(
+        "method=deepcut", "method.lr=2e-3", "method.epochs=4", "method.stop.rule=none", "method.gamma=2"
+    )
+    ctx, method_cls, params = context(cfg, tmp_path)
+    data = ctx.data
+    before = predict(ctx.original().model, data.eval_loader("forget"))
+    outcome = method_cls.run(ctx, params)
+    after = predict(outcome.model, data.eval_loader("forget"))
+    acc = lambda p: float(np.mean(p.preds == p.labels))  # noqa: E731
+    assert acc(after) < acc(before)
+    assert outcome.info["skipped_anchors"] == 0  # the stratified retain batches give every anchor negatives
+
+
+def test_finetune_trains_on_retain_only(make_cfg, tmp_path) -> None:
+    cfg = make_cfg("method=finetune")
+    ctx, method_cls, params = context(cfg, tmp_path)
+    module = method_cls(ctx.original().model, params, ctx.data.num_labels)
+    seen = {int(i) for batch in module.train_loader(ctx.data, 0) for i in batch["index"]}
+    assert seen == set(ctx.data.splits.retain.tolist())
