@@ -61,6 +61,21 @@ def test_local_csv_with_custom_columns(tmp_path) -> None:
     )
 
 
+def test_hugging_face_loader_reads_a_builder_dataset(tmp_path) -> None:
+    path = tmp_path / "train.csv"
+    pd.DataFrame({"sentence": ["a b", "c d", "e f", "g h"], "label": [0, 1, 1, 0]}).to_csv(path, index=False)
+    cfg = {
+        "source": "hf",
+        "hub_name": "csv",
+        "data_files": str(path),
+        "text_column": "sentence",
+        "label_column": "label",
+    }
+    data = load_source(cfg)
+    assert data.texts == ["a b", "c d", "e f", "g h"] and data.labels.tolist() == [0, 1, 1, 0]
+    assert data.label_names == ["0", "1"]
+
+
 def test_local_file_missing_column_names_it(tmp_path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "y": 1}\n{"text": "b", "y": 0}\n')

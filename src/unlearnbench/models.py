@@ -37,6 +37,17 @@ def _pretrained_location(cfg: Mapping[str, Any]) -> str:
     raise ConfigError("model.source", source, f"one of {', '.join(MODEL_SOURCES)}")
 
 
+def check_model_config(cfg: Mapping[str, Any]) -> None:
+    """Refuse a model config that cannot be built, before anything is trained."""
+    if cfg.get("source") == "random":
+        if not isinstance(cfg.get("architecture"), Mapping):
+            raise ConfigError(
+                "model.architecture", cfg.get("architecture"), "BertConfig fields for source=random"
+            )
+        return
+    _pretrained_location(cfg)
+
+
 def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
     location = cfg.get("tokenizer") or None
     if location == "embedded" or (location is None and cfg.get("source") == "random"):

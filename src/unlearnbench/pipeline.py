@@ -23,7 +23,7 @@ from unlearnbench.evaluation import evaluate
 from unlearnbench.io import atomic_write_json, package_versions, stable_hash
 from unlearnbench.methods import MethodParams, UnlearningMethod, get_method
 from unlearnbench.methods.finetune import FineTune
-from unlearnbench.models import build_pretrained, load_tokenizer, save_model
+from unlearnbench.models import build_pretrained, check_model_config, load_tokenizer, save_model
 from unlearnbench.trainer import FitStats, build_trainer, timed_fit
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, Unle
     method_cls = get_method(cfg.method.name)
     params = method_cls.parse_params(cfg.method)
     FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
+    check_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model)
     data = UnlearnDataModule(
         cfg.data,

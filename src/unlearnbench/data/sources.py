@@ -132,7 +132,9 @@ def load_hf(cfg: Mapping[str, Any]) -> TextDataset:
     if not hub_name:
         raise ConfigError("data.hub_name", hub_name, "the name of a Hugging Face dataset, e.g. ag_news")
     try:
-        ds = datasets.load_dataset(hub_name, cfg.get("subset"), split=cfg.get("hub_split", "train"))
+        ds = datasets.load_dataset(
+            hub_name, cfg.get("subset"), split=cfg.get("hub_split", "train"), data_files=cfg.get("data_files")
+        )
     except Exception as exc:
         raise DataError(f"cannot load Hugging Face dataset '{hub_name}' (offline machine?): {exc}") from exc
     label_names = None
