@@ -23,7 +23,7 @@ from unlearnbench.evaluation import evaluate
 from unlearnbench.io import atomic_write_json, package_versions, stable_hash
 from unlearnbench.methods import MethodParams, UnlearningMethod, get_method
 from unlearnbench.methods.finetune import FineTune
-from unlearnbench.models import build_pretrained, check_model_config, load_tokenizer, save_model
+from unlearnbench.models import build_pretrained, check_model_config, load_saved, load_tokenizer, save_model
 from unlearnbench.trainer import FitStats, build_trainer, timed_fit
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,12 @@ class RunContext:
                 "original", spec, lambda d: self._train_from_pretrained("train", recipe, d)
             )
         return self._original
+
+    def frozen_original(self):
+        """A separate, frozen copy of theta_0 (a teacher or reference model for the method)."""
+        model = load_saved(self.original().path)
+        model.eval().requires_grad_(False)
+        return model
 
     def retrained(self, params: MethodParams) -> CacheEntry:
         """The retrained reference for this forget set: fine-tuned on D_r only, cached per split."""
