@@ -154,3 +154,34 @@ def test_bad_layer_index_is_refused(make_cfg) -> None:
 
     with pytest.raises(ConfigError, match=r"method\.layers"):
         _module(make_cfg, "method.layers=[7]")
+
+
+def test_extra_negatives_give_whole_class_anchors_a_loss() -> None:
+    anchors = F.normalize(torch.tensor([[1.0, 0.1], [1.0, -0.1]]), dim=1)  # two forget samples, class 0
+    retain_y = torch.tensor([1, 1, 1, 1])  # the retain set lacks class 0
+    alone, skipped = contrastive_forget_terms(anchors, torch.tensor([0, 0]), RETAIN_Z, retain_y, 0.5)
+    assert skipped == 2 and alone.item() == 0.0
+    mask = torch.tensor([[False, True], [True, False]])  # each anchor's negative: the other forget sample
+    loss, skipped = contrastive_forget_terms(
+        anchors, torch.tensor([0, 0]), RETAIN_Z, retain_y, 0.5, "all", anchors, mask
+    )
+    s = anchors @ RETAIN_Z.T / 0.5
+    s_other = (anchors[0] @ anchors[1]) / 0.5
+    by_hand = -(s[0] - torch.logsumexp(torch.cat([s[0], s_other.view(1)]), 0)).mean()
+    assert skipped == 0 and loss.item() == pytest.approx(by_hand.item(), abs=1e-6)
+
+
+def test_whole_class_forgetting_needs_forget_negatives(make_cfg) -> None:
+    from unlearnbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"negatives_from=retain_and_forget"):
+        prepare(make_cfg("method=deepcut", "forget=class", "forget.class_name=tech", "forget.ratio=1.0"))
+    module, batch = _module(
+        make_cfg,
+        "forget=class",
+        "forget.class_name=tech",
+        "forget.ratio=1.0",
+        "method.negatives_from=retain_and_forget",
+    )
+    module.loss_terms(batch)
+    assert module.skipped_anchors == 0 and module.anchors_seen > 0

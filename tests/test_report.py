@@ -41,6 +41,8 @@ def test_summary_over_seeds_and_ratio_to_retrain(tmp_path, capsys) -> None:
     assert summary.loc["retrain", "test_f1_macro_mean"] == pytest.approx(0.92)
     assert summary.loc["retrain", "test_f1_macro_std"] == pytest.approx(0.028284, abs=1e-5)
     assert summary.loc["deepcut", "ratio_to_retrain_mean"] == pytest.approx(0.1)
+    assert summary.loc["deepcut", "forget_f1_gap_mean"] == pytest.approx(0.1)
+    assert summary.loc["retrain", "forget_f1_gap_mean"] == 0.0
     assert summary.loc["deepcut", "seeds"] == 2
     assert list(summary.index) == ["retrain", "deepcut"]
 

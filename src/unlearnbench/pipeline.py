@@ -143,6 +143,7 @@ def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, Unle
         eval_batch_size=int(cfg.eval.batch_size),
     )
     data.setup()
+    method_cls.check_data(params, data)
     return method_cls, params, data
 
 

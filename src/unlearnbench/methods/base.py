@@ -162,6 +162,10 @@ class UnlearningMethod(L.LightningModule):
         return params
 
     # ------------------------------------------------------------------ hooks for subclasses
+    @classmethod
+    def check_data(cls, params: MethodParams, data: UnlearnDataModule) -> None:
+        """Refuse, before any training, a forget/retain split this method cannot work with."""
+
     def train_loader(self, data: UnlearnDataModule, seed: int) -> DataLoader:
         raise NotImplementedError
 

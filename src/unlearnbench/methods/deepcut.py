@@ -19,6 +19,7 @@ from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
 
 DENOMINATORS = ("all", "negatives")
 POOLINGS = ("cls", "mean")
+NEGATIVE_SOURCES = ("retain", "retain_and_forget")
 
 
 def contrastive_forget_terms(
@@ -28,19 +29,29 @@ def contrastive_forget_terms(
     retain_y: torch.Tensor,
     tau: float = 0.1,
     denominator: str = "all",
+    extra_negative_z: torch.Tensor | None = None,
+    extra_negative_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """:func:`contrastive_forget_loss` and the number of anchors it skipped (no positive or no negative)."""
+    """:func:`contrastive_forget_loss` and the number of anchors it skipped (no positive or no negative).
+
+    ``extra_negative_z`` (M, d) with ``extra_negative_mask`` (A, M) adds negatives beyond the retain
+    views (e.g. other forget samples of the anchor's class, when the retain set lacks that class).
+    """
     if denominator not in DENOMINATORS:
         raise ValueError(f"denominator={denominator!r}: one of {DENOMINATORS}")
     sim = anchor_z @ retain_z.T / tau  # (A, R)
     positive = anchor_y[:, None] != retain_y[None, :]  # other class: pull towards
     negative = ~positive  # own class: push away from
+    if extra_negative_z is not None and extra_negative_mask is not None:
+        sim = torch.cat([sim, anchor_z @ extra_negative_z.T / tau], dim=1)
+        positive = torch.cat([positive, torch.zeros_like(extra_negative_mask)], dim=1)
+        negative = torch.cat([negative, extra_negative_mask], dim=1)
     valid = positive.any(dim=1) & negative.any(dim=1)
     skipped = int((~valid).sum())
     if not bool(valid.any()):
         return sim.sum() * 0.0, skipped  # zero loss, zero (not NaN) gradient
     sim, positive, negative = sim[valid], positive[valid], negative[valid]
-    in_denominator = negative if denominator == "negatives" else positive | negative
+    in_denominator = negative if denominator == "negatives" else positive | negative  # neither: not counted
     log_denominator = torch.logsumexp(sim.masked_fill(~in_denominator, float("-inf")), dim=1, keepdim=True)
     log_prob = (sim - log_denominator).masked_fill(~positive, 0.0)
     per_anchor = -log_prob.sum(dim=1) / positive.sum(dim=1)
@@ -108,6 +119,7 @@ class DeepCutParams(MethodParams):
     projection_dim: int | None = None
     lambda_keep: float = 0.0
     detach_retain: bool = True
+    negatives_from: str = "retain"
     stratified_retain: bool = True
     min_per_class: int = 1
 
@@ -127,6 +139,10 @@ class DeepCutParams(MethodParams):
             raise ConfigError("method.pooling", self.pooling, f"one of {', '.join(POOLINGS)}")
         if not self.layers:
             raise ConfigError("method.layers", self.layers, "a non-empty list of encoder layer indices")
+        if self.negatives_from not in NEGATIVE_SOURCES:
+            raise ConfigError(
+                "method.negatives_from", self.negatives_from, f"one of {', '.join(NEGATIVE_SOURCES)}"
+            )
         if self.retain_batch_size < 1:
             raise ConfigError("method.retain_batch_size", self.retain_batch_size, "a positive integer")
 
@@ -165,6 +181,20 @@ class DeepCut(UnlearningMethod):
         self.skipped_anchors = 0
         self.anchors_seen = 0
 
+    @classmethod
+    def check_data(cls, params: DeepCutParams, data) -> None:
+        if params.negatives_from != "retain":
+            return
+        lacking = sorted(set(data.labels("forget").tolist()) - set(data.labels("retain").tolist()))
+        if lacking:
+            names = [data.data.label_names[c] for c in lacking]
+            raise ConfigError(
+                "method.negatives_from",
+                "retain",
+                f"the retain set has no samples of forget class(es) {names}, so no anchor has a negative; "
+                "use method.negatives_from=retain_and_forget (negatives from the other forget samples)",
+            )
+
     def train_loader(self, data, seed: int) -> DataLoader:
         p = self.params
         return data.paired_loader(
@@ -193,6 +223,10 @@ class DeepCut(UnlearningMethod):
         zero = out.logits.sum() * 0.0
         terms = {"ce": F.cross_entropy(out.logits[retain], labels[retain]) if retain.any() else zero}
         terms["forget"], terms["keep"] = zero, zero
+        extra_mask = None
+        if p.negatives_from == "retain_and_forget":  # other forget samples of the anchor's class
+            f_labels, f_sample = labels[is_forget], batch["index"].repeat(views)[is_forget]
+            extra_mask = (f_labels[:, None] == f_labels[None, :]) & (f_sample[:, None] != f_sample[None, :])
         if p.gamma > 0:
             per_layer = []
             for layer in p.layers:
@@ -200,8 +234,18 @@ class DeepCut(UnlearningMethod):
                 # Detached, L_f moves the anchors only; attached, it also drags the retain views
                 # (and so whole clusters) towards the anchors.
                 retain_z = z[retain].detach() if p.detach_retain else z[retain]
+                extra_z = None
+                if extra_mask is not None:
+                    extra_z = z[is_forget].detach() if p.detach_retain else z[is_forget]
                 loss, skipped = contrastive_forget_terms(
-                    z[is_forget], labels[is_forget], retain_z, labels[retain], p.tau, p.denominator
+                    z[is_forget],
+                    labels[is_forget],
+                    retain_z,
+                    labels[retain],
+                    p.tau,
+                    p.denominator,
+                    extra_z,
+                    extra_mask,
                 )
                 per_layer.append(loss)
                 self.skipped_anchors += skipped
