@@ -10,7 +10,9 @@ from unlearnbench.io import atomic_write_json
 from unlearnbench.report import load_runs, main, summarize
 
 
-def fake_run(root, method: str, seed: int, test_f1: float, seconds: float) -> None:
+def fake_run(
+    root, method: str, seed: int, test_f1: float, seconds: float, params: dict | None = None
+) -> None:
     metrics = {s: {"accuracy": test_f1, "f1_macro": test_f1, "n": 10} for s in ("forget", "retain", "test")}
     atomic_write_json(
         root / f"{method}-{seed}" / "results.json",
@@ -26,6 +28,7 @@ def fake_run(root, method: str, seed: int, test_f1: float, seconds: float) -> No
             "sizes": {},
             "metrics": metrics,
             "timing": {"unlearn_seconds": seconds, "total_seconds": seconds + 1},
+            "method_params": {"name": method, "lr": 1e-4, **(params or {})},
         },
     )
 
@@ -51,6 +54,16 @@ def test_summary_over_seeds_and_ratio_to_retrain(tmp_path, capsys) -> None:
     assert "92.0 ± 2.8" in printed and "FAILED" in printed
     rows = (tmp_path / "results.csv").read_text().splitlines()
     assert len(rows) == 3 and json.loads(json.dumps(rows))  # header + two methods
+
+
+def test_a_hyper_parameter_sweep_gets_one_row_per_setting(tmp_path) -> None:
+    for seed in (0, 1):
+        fake_run(tmp_path / "a", "deepcut", seed, 0.9, 1.0, {"gamma": 0.1, "stop": {"rule": "none"}})
+        fake_run(tmp_path / "b", "deepcut", seed, 0.8, 1.0, {"gamma": 1.0, "stop": {"rule": "none"}})
+    summary = summarize(load_runs([tmp_path])[0]).set_index("variant")
+    assert summary.loc["gamma=0.1", "test_f1_macro_mean"] == pytest.approx(0.9)
+    assert summary.loc["gamma=1.0", "test_f1_macro_mean"] == pytest.approx(0.8)
+    assert summary.loc["gamma=1.0", "seeds"] == 2
 
 
 def test_report_on_a_missing_dir_fails_clearly(tmp_path) -> None:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from unlearnbench.io import atomic_write_text
 
 log = logging.getLogger(__name__)
-GROUP = ["dataset", "model", "forget", "method"]
+GROUP = ["dataset", "model", "forget", "method", "variant"]
 SPLITS = ("forget", "retain", "test")
 SCORES = ("accuracy", "f1_macro")
 METHOD_ORDER = ["original", "retrain", "finetune", "gradient_ascent", "deepcut"]
@@ -55,7 +55,31 @@ def _row(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                 row[f"{split}_{name}"] = value
     row["unlearn_seconds"] = results["timing"]["unlearn_seconds"]
     row["total_seconds"] = results["timing"]["total_seconds"]
+    row["params"] = _flatten(results.get("method_params") or {})
     return row
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value)
+    return out
+
+
+def _variants(frame: pd.DataFrame) -> list[str]:
+    """Per run, the method parameters that differ between runs of the same method ("" if none),
+    so that a hyper-parameter sweep is not averaged into one row."""
+    labels = [""] * len(frame)
+    for _, rows in frame.groupby("method"):
+        params = rows.params.tolist()
+        keys = sorted({k for p in params for k in p})
+        varying = [k for k in keys if len({p.get(k) for p in params}) > 1]
+        for pos, p in zip(rows.index, params, strict=True):
+            labels[frame.index.get_loc(pos)] = ",".join(f"{k}={p.get(k)}" for k in varying)
+    return labels
 
 
 def load_runs(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -74,7 +98,8 @@ def load_runs(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[dict[str,
         failures.append({"run_dir": str(run_dir), "type": error.get("type"), "message": error.get("message")})
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        frame = add_retrain_comparisons(frame)
+        frame["variant"] = _variants(frame)
+        frame = add_retrain_comparisons(frame.drop(columns="params"))
     return frame, failures
 
 
@@ -91,7 +116,8 @@ def add_retrain_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std (over seeds) of every numeric column, per dataset x model x forget x method."""
+    """Mean and std (over seeds) of every numeric column, per dataset x model x forget x method
+    (x variant: the method parameters that a sweep varied)."""
     numeric = [c for c in frame.columns if c not in [*GROUP, "seed", "run_dir"]]
     grouped = frame.groupby(GROUP, sort=False)
     summary = grouped[numeric].agg(["mean", "std"])
@@ -100,7 +126,9 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     summary = summary.reset_index()
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     summary["_order"] = summary.method.map(lambda m: rank.get(m, len(rank)))
-    return summary.sort_values(["dataset", "model", "forget", "_order", "method"]).drop(columns="_order")
+    return summary.sort_values(["dataset", "model", "forget", "_order", "method", "variant"]).drop(
+        columns="_order"
+    )
 
 
 def _fmt(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
@@ -119,7 +147,9 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
         {
             "dataset": summary.dataset,
             "forget": summary.forget,
-            "method": summary.method,
+            "method": [
+                m + (f" [{v}]" if v else "") for m, v in zip(summary.method, summary.variant, strict=True)
+            ],
             "seeds": summary.seeds,
         }
     )
