@@ -175,7 +175,15 @@ def test_whole_class_forgetting_needs_forget_negatives(make_cfg) -> None:
     from unlearnbench.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"negatives_from=retain_and_forget"):
-        prepare(make_cfg("method=deepcut", "forget=class", "forget.class_name=tech", "forget.ratio=1.0"))
+        prepare(
+            make_cfg(
+                "method=deepcut",
+                "forget=class",
+                "forget.class_name=tech",
+                "forget.ratio=1.0",
+                "method.negatives_from=retain",
+            )
+        )
     module, batch = _module(
         make_cfg,
         "forget=class",
@@ -185,3 +193,12 @@ def test_whole_class_forgetting_needs_forget_negatives(make_cfg) -> None:
     )
     module.loss_terms(batch)
     assert module.skipped_anchors == 0 and module.anchors_seen > 0
+
+
+def test_auto_negatives_equal_the_spec_when_retain_has_every_class(make_cfg) -> None:
+    module, batch = _module(make_cfg)  # random forgetting: the stratified B_r holds every forget class
+    module.model.eval()  # identical views in both calls
+    module.params.negatives_from = "retain"
+    spec = module.loss_terms(batch)["forget"]
+    module.params.negatives_from = "auto"
+    assert torch.equal(module.loss_terms(batch)["forget"], spec) and spec > 0

@@ -19,7 +19,7 @@ from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
 
 DENOMINATORS = ("all", "negatives")
 POOLINGS = ("cls", "mean")
-NEGATIVE_SOURCES = ("retain", "retain_and_forget")
+NEGATIVE_SOURCES = ("auto", "retain", "retain_and_forget")
 
 
 def contrastive_forget_terms(
@@ -119,7 +119,7 @@ class DeepCutParams(MethodParams):
     projection_dim: int | None = None
     lambda_keep: float = 0.0
     detach_retain: bool = True
-    negatives_from: str = "retain"
+    negatives_from: str = "auto"
     stratified_retain: bool = True
     min_per_class: int = 1
 
@@ -224,9 +224,12 @@ class DeepCut(UnlearningMethod):
         terms = {"ce": F.cross_entropy(out.logits[retain], labels[retain]) if retain.any() else zero}
         terms["forget"], terms["keep"] = zero, zero
         extra_mask = None
-        if p.negatives_from == "retain_and_forget":  # other forget samples of the anchor's class
+        if p.negatives_from != "retain":  # negatives among the other forget samples of the anchor's class
             f_labels, f_sample = labels[is_forget], batch["index"].repeat(views)[is_forget]
             extra_mask = (f_labels[:, None] == f_labels[None, :]) & (f_sample[:, None] != f_sample[None, :])
+            if p.negatives_from == "auto":  # only for anchors whose class has no retain view in the batch
+                has_retain_negative = (f_labels[:, None] == labels[retain][None, :]).any(dim=1)
+                extra_mask &= ~has_retain_negative[:, None]
         if p.gamma > 0:
             per_layer = []
             for layer in p.layers:
