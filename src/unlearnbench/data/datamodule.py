@@ -231,9 +231,15 @@ class UnlearnDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ loaders
     def train_loader(self, split: str, batch_size: int, seed: int) -> DataLoader:
         """Shuffled batches of one split; under DDP each rank reads its own share."""
+        assert self.splits is not None, "call setup() first"
+        return self.index_loader(self.splits[split], batch_size, seed)
+
+    def index_loader(self, indices: Sequence[int] | np.ndarray, batch_size: int, seed: int) -> DataLoader:
+        """Shuffled batches of any set of dataset indices (as :meth:`train_loader` for a split)."""
+        assert self.data is not None, "call setup() first"
         if batch_size < 1:
             raise ConfigError("batch_size", batch_size, "a positive integer")
-        dataset = self.subset(split)
+        dataset = TokenizedSubset(self.input_ids, self.data.labels, np.asarray(indices, dtype=np.int64))
         rank, world = dist_info()
         if world > 1:
             sampler: Sampler = torch.utils.data.DistributedSampler(
