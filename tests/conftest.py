@@ -13,7 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
-from unlearnbench.cli import CONF_DIR
+import torch
+
+from unlearnbench.cli import CONF_DIR  # registers the config resolvers
+
+torch.set_num_threads(1)  # tests also call the pipeline in-process
 
 # Small and fast, yet enough data that every class has training, val and test samples.
 TINY = [
@@ -22,6 +26,7 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "logger=none",
     "eval.batch_size=128",
+    "num_threads=1",  # a tiny model runs faster on one thread than on two contending ones
 ]
 
 
