@@ -1,7 +1,8 @@
 """One experiment, end to end:
 
-config -> data (splits, forget set) -> original model (cached) -> method.run (timed)
-       -> evaluate on forget / retain / val / test -> results.json in the run dir
+config -> data (splits, forget set) -> original model (cached) -> method.run (timed, peak memory)
+       -> evaluate (one pass per split; against the original and the retrained reference)
+       -> results.json, predictions.parquet, embeddings.npz in the run dir
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from unlearnbench.cache import CacheEntry, ModelCache
 from unlearnbench.data import UnlearnDataModule
-from unlearnbench.evaluation import evaluate
+from unlearnbench.evaluation.cost import PeakMemory
+from unlearnbench.evaluation.run import EvalOptions, evaluate_run, json_ready
 from unlearnbench.io import atomic_write_json, package_versions, stable_hash
 from unlearnbench.methods import MethodParams, UnlearningMethod, get_method
 from unlearnbench.methods.finetune import FineTune
@@ -27,7 +29,7 @@ from unlearnbench.models import build_pretrained, check_model_config, load_saved
 from unlearnbench.trainer import FitStats, build_trainer, timed_fit
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json"
 
 
@@ -84,9 +86,10 @@ class RunContext:
         }
 
     def _train_from_pretrained(self, split: str, params: MethodParams, log_dir: Path):
-        module = FineTune(self.pretrained(), params, self.data.num_labels, split=split)
-        stats = self.fit(module, module.train_loader(self.data, self.seed), params, log_dir=log_dir)
-        return module.model, {"fit": asdict(stats)}
+        with PeakMemory() as memory:
+            module = FineTune(self.pretrained(), params, self.data.num_labels, split=split)
+            stats = self.fit(module, module.train_loader(self.data, self.seed), params, log_dir=log_dir)
+        return module.model, {"fit": asdict(stats), "memory": memory.as_dict()}
 
     def original(self) -> CacheEntry:
         """theta_0: the pretrained model fine-tuned on all of D, trained once per spec and cached."""
@@ -104,13 +107,29 @@ class RunContext:
         model.eval().requires_grad_(False)
         return model
 
+    def _retrain_spec(self, params: MethodParams) -> dict[str, Any]:
+        forget_ids = sorted(self.data.sample_ids("forget"))
+        return {**self._model_spec(), "recipe": asdict(params), "forget_ids": stable_hash(forget_ids, 32)}
+
     def retrained(self, params: MethodParams) -> CacheEntry:
         """The retrained reference for this forget set: fine-tuned on D_r only, cached per split."""
-        forget_ids = sorted(self.data.sample_ids("forget"))
-        spec = {**self._model_spec(), "recipe": asdict(params), "forget_ids": stable_hash(forget_ids, 32)}
         return self.cache.get_or_train(
-            "retrain", spec, lambda d: self._train_from_pretrained("retain", params, d)
+            "retrain", self._retrain_spec(params), lambda d: self._train_from_pretrained("retain", params, d)
         )
+
+    def reference_params(self) -> MethodParams:
+        """The parameters ``method=retrain`` gets (conf/method/retrain.yaml: the ``train.*`` recipe),
+        so that the evaluation's reference is the cache entry a ``retrain`` run trains or reads."""
+        train = OmegaConf.to_container(self.cfg.train, resolve=True)
+        return get_method("retrain").parse_params({"name": "retrain", **train})
+
+    def reference_entry_dir(self) -> tuple[str, Path]:
+        """Cache key and entry dir of the retrained reference (which may not be trained yet)."""
+        return self.cache.entry_dir("retrain", self._retrain_spec(self.reference_params()))
+
+    def reference_retrained(self) -> CacheEntry:
+        """The retrained reference model of this forget set (trained now if it is not in the cache)."""
+        return self.retrained(self.reference_params())
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -132,6 +151,7 @@ def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, Unle
     method_cls = get_method(cfg.method.name)
     params = method_cls.parse_params(cfg.method)
     FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
+    EvalOptions.from_cfg(OmegaConf.to_container(cfg.eval, resolve=True))
     check_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model)
     data = UnlearnDataModule(
@@ -165,8 +185,12 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         len(data.splits.forget),
         len(data.splits.retain),
     )
-    outcome = method_cls.run(ctx, params)
-    metrics = evaluate(outcome.model, data, cfg.eval.splits)
+    with PeakMemory() as memory:
+        outcome = method_cls.run(ctx, params)
+    t_eval = time.perf_counter()
+    evaluation = evaluate_run(ctx, outcome, run_dir, memory.as_dict())
+    eval_seconds = time.perf_counter() - t_eval
+    metrics = evaluation["metrics"]
     if cfg.get("save_model"):
         save_model(outcome.model, run_dir / "model")
 
@@ -175,8 +199,13 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "run": run_identity(cfg),
         "sizes": data.splits.sizes(),
         "metrics": metrics,
+        "reference": evaluation["reference"],
+        "mia": evaluation["mia"],
+        "latent": evaluation["latent"],
+        "cost": evaluation["cost"],
         "timing": {
             "unlearn_seconds": outcome.stats.seconds,
+            "eval_seconds": eval_seconds,
             "total_seconds": time.perf_counter() - t_start,
             "steps": outcome.stats.steps,
             "samples": outcome.stats.samples,
@@ -187,6 +216,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "method_params": OmegaConf.to_container(cfg.method, resolve=True),
         "versions": package_versions(),
     }
+    results = json_ready(results)
     atomic_write_json(run_dir / RESULTS_FILE, results)
     m = metrics
     log.info(

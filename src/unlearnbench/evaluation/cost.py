@@ -1,0 +1,87 @@
+"""What unlearning cost: wall seconds, optimiser steps, samples processed, peak memory, and their
+ratio to retraining."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from typing import Any, ClassVar
+
+import torch
+
+COST_KEYS = ("seconds", "steps", "samples", "peak_rss_mb")
+
+
+def _reset_rss_peak() -> bool:
+    """Reset the process's resident-set high-water mark (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb(after_reset: bool) -> float:
+    if after_reset:
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024.0  # kB
+        except (OSError, ValueError, IndexError):
+            pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, kB elsewhere
+
+
+class PeakMemory:
+    """Peak memory over a ``with`` block: the resident set size of the process and, on a GPU,
+    ``torch.cuda.max_memory_allocated``. On Linux the RSS high-water mark is reset when the block
+    starts (``/proc/self/clear_refs``), so the peak is the block's own (``scope: "block"``); elsewhere
+    it is ``resource.getrusage`` max RSS, the process's since it started (``scope: "process"``).
+    A nested block passes its peak on to the blocks around it."""
+
+    _active: ClassVar[list[PeakMemory]] = []
+
+    def __init__(self) -> None:
+        self.rss_mb: float | None = None
+        self.gpu_mb: float | None = None
+        self.scope = "process"
+
+    def __enter__(self) -> PeakMemory:
+        self._reset = _reset_rss_peak()
+        self.scope = "block" if self._reset else "process"
+        self._inner_rss, self._inner_gpu = 0.0, 0.0
+        self._gpu = torch.cuda.is_available()
+        if self._gpu:
+            try:
+                torch.cuda.reset_peak_memory_stats()
+            except RuntimeError:
+                self._gpu = False
+        PeakMemory._active.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        PeakMemory._active.remove(self)
+        self.rss_mb = max(_peak_rss_mb(self._reset), self._inner_rss)
+        if self._gpu and torch.cuda.is_initialized():
+            self.gpu_mb = max(torch.cuda.max_memory_allocated() / 2**20, self._inner_gpu)
+        for outer in PeakMemory._active:
+            outer._inner_rss = max(outer._inner_rss, self.rss_mb)
+            outer._inner_gpu = max(outer._inner_gpu, self.gpu_mb or 0.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"peak_rss_mb": self.rss_mb, "peak_gpu_mb": self.gpu_mb, "memory_scope": self.scope}
+
+
+def cost_section(own: dict[str, Any], retrain: dict[str, Any] | None) -> dict[str, Any]:
+    """``own`` and ``retrain``: seconds, steps, samples, peak_rss_mb (and peak_gpu_mb, memory_scope);
+    ``ratio_to_retrain``: own / retrain for each of COST_KEYS (None where either is missing or 0)."""
+    ratio = None
+    if retrain is not None:
+        ratio = {}
+        for key in COST_KEYS:
+            mine, theirs = own.get(key), retrain.get(key)
+            ratio[key] = mine / theirs if mine is not None and theirs else None
+    return {**own, "retrain": retrain, "ratio_to_retrain": ratio}
