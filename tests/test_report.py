@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from unlearnbench.io import atomic_write_json
@@ -69,3 +71,106 @@ def test_a_hyper_parameter_sweep_gets_one_row_per_setting(tmp_path) -> None:
 def test_report_on_a_missing_dir_fails_clearly(tmp_path) -> None:
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nope")])
+
+
+def fake_run_v2(root, method: str, seed: int, ratio: float, forget_f1: float, test_f1: float) -> None:
+    """A schema-2 run: the evaluation sections and embeddings.npz."""
+    run_dir = root / f"{method}-{ratio}-{seed}"
+    metrics = {
+        s: {"accuracy": f, "f1_macro": f, "f1_micro": f, "n": 10}
+        for s, f in (("forget", forget_f1), ("retain", 0.99), ("test", test_f1))
+    }
+    rng = np.random.default_rng(seed)
+    split = np.array(["forget"] * 10 + ["retain"] * 60 + ["test"] * 30)
+    label = rng.integers(0, 3, len(split))
+    centers = np.eye(3, 8) * 4
+    before = centers[label] + rng.normal(size=(len(split), 8))
+    after = before + (split == "forget")[:, None] * 3 * rng.normal(size=(len(split), 8))
+    run_dir.mkdir(parents=True)
+    np.savez(
+        run_dir / "embeddings.npz",
+        index=np.arange(len(split)),
+        split=split,
+        label=label,
+        label_names=np.array(["business", "sport", "tech"]),
+        after=after.astype(np.float16),
+        before=before.astype(np.float16),
+    )
+    gap = abs(forget_f1 - 0.9)
+    atomic_write_json(
+        run_dir / "results.json",
+        {
+            "schema_version": 2,
+            "run": {
+                "dataset": "bbc",
+                "model": "m",
+                "method": method,
+                "forget": {"strategy": "random", "ratio": ratio, "tag": f"random-{ratio}"},
+                "seed": seed,
+            },
+            "sizes": {},
+            "metrics": metrics,
+            "reference": {
+                "forget": {
+                    "f1_gap": gap,
+                    "accuracy_gap": gap,
+                    "agreement": 0.9,
+                    "js_divergence": 0.02,
+                    "n": 10,
+                },
+                "test": {
+                    "f1_gap": 0.0,
+                    "accuracy_gap": 0.0,
+                    "agreement": 0.95,
+                    "js_divergence": 0.01,
+                    "n": 10,
+                },
+            },
+            "mia": {"attacks": {"loss": {"auc": 0.5 + gap, "auc_gap": gap}}},
+            "latent": {
+                w: {"forget": {"nearest_own": 0.9, "margin": 0.1, "silhouette": s, "n": 10, "n_own": 10}}
+                for w, s in (("before", 0.3), ("after", -0.1))
+            },
+            "cost": {
+                "seconds": 1.0,
+                "steps": 5,
+                "samples": 50,
+                "peak_rss_mb": 900.0,
+                "peak_gpu_mb": None,
+                "ratio_to_retrain": {"seconds": 0.1, "steps": 0.05, "samples": 0.1, "peak_rss_mb": None},
+            },
+            "timing": {"unlearn_seconds": 1.0 if method != "retrain" else 10.0, "total_seconds": 12.0},
+            "method_params": {"name": method},
+        },
+    )
+
+
+def test_report_reads_the_evaluation_sections_and_draws_the_figures(tmp_path, capsys) -> None:
+    for ratio in (0.01, 0.05):
+        for seed in (0, 1):
+            fake_run_v2(tmp_path / "sweep", "retrain", seed, ratio, 0.9, 0.9)
+            fake_run_v2(tmp_path / "sweep", "deepcut", seed, ratio, 0.8 - ratio, 0.88 + seed / 100)
+            fake_run_v2(tmp_path / "sweep", "finetune", seed, ratio, 0.99, 0.9)
+    assert main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert "MIA AUC" in printed and "JS forget" in printed
+    summary = pd.read_csv(tmp_path / "report" / "results.csv").set_index(["forget", "method"])
+    row = summary.loc[("random-0.05", "deepcut")]
+    assert row.forget_f1_gap_mean == pytest.approx(0.15) == row.ref_forget_f1_gap_mean
+    assert row.mia_loss_auc_mean == pytest.approx(0.65) and row.forget_ratio_mean == 0.05
+    assert row.latent_forget_silhouette_after_mean == pytest.approx(-0.1)
+    assert row.cost_steps_ratio_mean == pytest.approx(0.05) and row.peak_rss_mb_mean == 900.0
+    pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
+    assert pngs == [
+        "embeddings_bbc_m_random-0.01.png",
+        "embeddings_bbc_m_random-0.05.png",
+        "tradeoff_bbc_m.png",
+        "vs_forget_ratio_bbc_m.png",
+    ]
+    assert all((tmp_path / "report" / p).stat().st_size > 10_000 for p in pngs)
+
+
+def test_without_a_retrain_run_the_gap_comes_from_the_runs_own_reference(tmp_path) -> None:
+    fake_run_v2(tmp_path, "deepcut", 0, 0.05, 0.7, 0.9)
+    frame, _ = load_runs([tmp_path])
+    assert frame.forget_f1_gap.iloc[0] == pytest.approx(0.2) and frame.ratio_to_retrain.iloc[0] == 0.1

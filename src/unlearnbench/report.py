@@ -2,8 +2,9 @@
 
     unlearnbench-report outputs/main [more dirs...] [--out DIR]
 
-Writes results.csv (every number), results.md and results.tex (paste-ready), and prints the
-markdown table. Every ``-m`` sweep also calls it when it ends (:class:`SweepReportCallback`).
+Writes results.csv (every number), results.md and results.tex (paste-ready), the figures of
+:mod:`unlearnbench.plots` (PNG), and prints the markdown table. Every ``-m`` sweep also calls it when
+it ends (:class:`SweepReportCallback`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from unlearnbench.io import atomic_write_text
+from unlearnbench.plots import write_plots
 
 log = logging.getLogger(__name__)
 GROUP = ["dataset", "model", "forget", "method", "variant"]
@@ -55,7 +57,40 @@ def _row(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                 row[f"{split}_{name}"] = value
     row["unlearn_seconds"] = results["timing"]["unlearn_seconds"]
     row["total_seconds"] = results["timing"]["total_seconds"]
+    row.update(_evaluation_columns(results))
     row["params"] = _flatten(results.get("method_params") or {})
+    return row
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _evaluation_columns(results: dict[str, Any]) -> dict[str, float]:
+    """The numbers of the schema-2 sections (absent from older or switched-off results):
+    ref_<split>_{f1_gap,agreement,js}, mia_<attack>_auc(_gap), latent_<split>_<metric>_{before,after},
+    peak_rss_mb, cost_<what>_ratio (to retrain), and forget_ratio (random forget sets only)."""
+    row: dict[str, float] = {}
+    forget = results["run"]["forget"]
+    row["forget_ratio"] = _num(forget.get("ratio")) if forget.get("strategy") == "random" else math.nan
+    reference = results.get("reference") or {}
+    for split in ("forget", "test"):
+        for key, name in (("f1_gap", "f1_gap"), ("agreement", "agreement"), ("js_divergence", "js")):
+            if split in reference:
+                row[f"ref_{split}_{name}"] = _num(reference[split].get(key))
+    for attack, values in ((results.get("mia") or {}).get("attacks") or {}).items():
+        row[f"mia_{attack}_auc"] = _num(values.get("auc"))
+        row[f"mia_{attack}_auc_gap"] = _num(values.get("auc_gap"))
+    latent = results.get("latent") or {}
+    for when in ("before", "after"):
+        for split, values in (latent.get(when) or {}).items():
+            for key in ("nearest_own", "margin", "silhouette"):
+                row[f"latent_{split}_{key}_{when}"] = _num(values.get(key))
+    cost = results.get("cost") or {}
+    if cost:
+        row["peak_rss_mb"] = _num(cost.get("peak_rss_mb"))
+        for key, value in (cost.get("ratio_to_retrain") or {}).items():
+            row[f"cost_{key}_ratio"] = _num(value)
     return row
 
 
@@ -112,6 +147,11 @@ def add_retrain_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["forget_f1_gap"] = (matched.forget_f1_macro - matched.forget_f1_macro_retrain).abs()
     frame["ratio_to_retrain"] = matched.unlearn_seconds / matched.unlearn_seconds_retrain
+    # Without a retrain run among these, the run's own comparison with the retrained reference.
+    if "ref_forget_f1_gap" in frame:
+        frame["forget_f1_gap"] = frame.forget_f1_gap.fillna(frame.ref_forget_f1_gap)
+    if "cost_seconds_ratio" in frame:
+        frame["ratio_to_retrain"] = frame.ratio_to_retrain.fillna(frame.cost_seconds_ratio)
     return frame
 
 
@@ -164,6 +204,12 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     out["gap F1 forget"] = [
         _fmt(m, s, 100.0) for m, s in zip(summary.forget_f1_gap_mean, summary.forget_f1_gap_std, strict=True)
     ]
+    for col, label in (("mia_loss_auc", "MIA AUC"), ("ref_forget_js", "JS forget")):
+        if f"{col}_mean" in summary and summary[f"{col}_mean"].notna().any():
+            out[label] = [
+                _fmt(m, s, digits=3)
+                for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"], strict=True)
+            ]
     out["unlearn s"] = [
         _fmt(m, s) for m, s in zip(summary.unlearn_seconds_mean, summary.unlearn_seconds_std, strict=True)
     ]
@@ -172,7 +218,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(
-    paths: Sequence[str | Path], out_dir: str | Path
+    paths: Sequence[str | Path], out_dir: str | Path, plots: bool = True
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     frame, failures = load_runs(paths)
     out_dir = Path(out_dir)
@@ -190,6 +236,9 @@ def write_report(
         )
     atomic_write_text(out_dir / "results.md", markdown + "\n")
     atomic_write_text(out_dir / "results.tex", table.to_latex(index=False, escape=True))
+    if plots:
+        for path in write_plots(frame, summary, out_dir, METHOD_ORDER):
+            log.info("figure: %s", path)
     return table, failures
 
 
@@ -211,9 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unlearnbench-report", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", help="run or sweep dirs (searched recursively)")
     parser.add_argument("--out", default=None, help="where to write results.* (default: the first dir)")
+    parser.add_argument("--no-plots", action="store_true", help="tables only, no PNG figures")
     args = parser.parse_args(argv)
     try:
-        table, failures = write_report(args.dirs, args.out or args.dirs[0])
+        table, failures = write_report(args.dirs, args.out or args.dirs[0], plots=not args.no_plots)
     except FileNotFoundError as exc:
         parser.error(str(exc))
     if table.empty:

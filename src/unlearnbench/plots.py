@@ -1,0 +1,225 @@
+"""The report's figures (PNG, matplotlib without a display):
+
+- ``embeddings_<dataset>_<model>_<forget>.png``: a 2-D PCA map of the [CLS] embeddings of the
+  original model (before) and of each method's model (after), forget samples highlighted;
+- ``tradeoff_<dataset>_<model>.png``: forgetting (forget-F1 gap to retraining) against utility
+  (test F1), one point per method, error bars over seeds, one panel per forget set;
+- ``vs_forget_ratio_<dataset>_<model>.png``: metrics against the random forget ratio, one line per
+  method (only when the runs hold several ratios).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+log = logging.getLogger(__name__)
+EMBEDDINGS_FILE = "embeddings.npz"
+RATIO_METRICS = [
+    ("forget_f1_macro", "forget F1"),
+    ("forget_f1_gap", "forget-F1 gap to retrain"),
+    ("test_f1_macro", "test F1"),
+    ("mia_loss_auc", "MIA AUC (loss attack)"),
+]
+
+
+def _slug(*parts: object) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", "_".join(str(p) for p in parts)).strip("_")
+
+
+def _label(method: str, variant: str) -> str:
+    return f"{method} [{variant}]" if variant else method
+
+
+def _order(frame: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    rank = {m: i for i, m in enumerate(methods)}
+    return frame.assign(_o=frame.method.map(lambda m: rank.get(m, len(rank)))).sort_values(
+        ["_o", "method", "variant"]
+    )
+
+
+def _legend_below(fig, axes) -> None:
+    """One legend for every panel, under the figure (never over a point)."""
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        ncol = min(len(handles), 6)
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(handles) - 1) // ncol), 1, 0.95))
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+# ---------------------------------------------------------------------- embedding map
+def _scatter_map(ax, emb: np.ndarray, split: np.ndarray, label: np.ndarray, names: list[str], title: str):
+    """PCA of one model's embeddings (fitted on the points shown); retain small, forget large."""
+    shown = split != "test"
+    xy = PCA(n_components=2, random_state=0).fit_transform(emb[shown].astype(np.float32))
+    split, label = split[shown], label[shown]
+    colors = plt.get_cmap("tab10")
+    retain, forget = split == "retain", split == "forget"
+    for c in np.unique(label):
+        m = label == c
+        ax.scatter(*xy[m & retain].T, s=6, alpha=0.35, color=colors(c % 10), linewidths=0)
+        ax.scatter(
+            *xy[m & forget].T, s=40, marker="X", color=colors(c % 10), edgecolors="black", linewidths=0.7
+        )
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_embeddings(frame: pd.DataFrame, out_dir: Path, methods: list[str]) -> list[Path]:
+    """One figure per dataset x model x forget set, for its lowest seed: the original's map, then
+    each method's."""
+    written = []
+    for (dataset, model, forget), rows in frame.groupby(["dataset", "model", "forget"], sort=False):
+        rows = _order(rows[rows.seed == rows.seed.min()], methods)
+        panels, before = [], None
+        for _, row in rows.iterrows():
+            path = Path(row.run_dir) / EMBEDDINGS_FILE
+            if not path.exists():
+                continue
+            z = dict(np.load(path, allow_pickle=False))
+            if before is None and "before" in z:
+                before = z
+            panels.append((_label(row.method, row.variant), z))
+        if not panels:
+            continue
+        if before is not None:
+            panels.insert(0, ("original (before unlearning)", {**before, "after": before["before"]}))
+        cols = min(4, len(panels))
+        nrows = -(-len(panels) // cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.0 * nrows + 0.6), squeeze=False)
+        for ax, (title, z) in zip(axes.flat, panels, strict=False):
+            if "after" not in z:
+                ax.text(0.5, 0.5, "no embeddings\n(not an encoder)", ha="center", va="center")
+                ax.set_title(title, fontsize=9)
+                ax.set_axis_off()
+                continue
+            _scatter_map(ax, z["after"], z["split"], z["label"], list(z["label_names"]), title)
+        for ax in list(axes.flat)[len(panels) :]:
+            ax.set_axis_off()
+        names = list(panels[0][1]["label_names"])
+        colors = plt.get_cmap("tab10")
+        handles = [
+            plt.Line2D([], [], marker="o", ls="", color=colors(i % 10), label=n) for i, n in enumerate(names)
+        ]
+        handles += [
+            plt.Line2D([], [], marker="o", ls="", color="grey", alpha=0.5, markersize=4, label="retain"),
+            plt.Line2D([], [], marker="X", ls="", color="grey", mec="black", markersize=8, label="forget"),
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+        fig.suptitle(f"[CLS] embeddings, PCA per model: {dataset} / {model} / {forget}", fontsize=10)
+        fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+        written.append(_save(fig, out_dir / f"embeddings_{_slug(dataset, model, forget)}.png"))
+    return written
+
+
+# ---------------------------------------------------------------------- trade-off
+def plot_tradeoff(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """x: forget-F1 gap to retraining (0 = as forgotten as retraining), y: test F1; mean +- std."""
+    needed = {"forget_f1_gap_mean", "test_f1_macro_mean"}
+    if not needed <= set(summary.columns):
+        return []
+    written = []
+    for (dataset, model), rows in summary.groupby(["dataset", "model"], sort=False):
+        forgets = list(dict.fromkeys(rows.forget))
+        fig, axes = plt.subplots(1, len(forgets), figsize=(5.0 * len(forgets), 4.2), squeeze=False)
+        for ax, forget in zip(axes[0], forgets, strict=True):
+            part = rows[rows.forget == forget]
+            markers = "osD^vP*Xh<>p"
+            for i, (_, r) in enumerate(part.iterrows()):
+                ax.errorbar(
+                    r.forget_f1_gap_mean,
+                    r.test_f1_macro_mean,
+                    xerr=np.nan_to_num(r.get("forget_f1_gap_std", 0.0)),
+                    yerr=np.nan_to_num(r.get("test_f1_macro_std", 0.0)),
+                    fmt=markers[i % len(markers)],
+                    capsize=3,
+                    label=_label(r.method, r.variant),
+                )
+            ax.set_xlabel("forget-F1 gap to retrain  (lower = closer to exact unlearning)")
+            ax.set_ylabel("test F1 (macro)")
+            ax.set_title(str(forget), fontsize=10)
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"Forgetting vs utility: {dataset} / {model}", fontsize=11)
+        _legend_below(fig, axes[0])
+        written.append(_save(fig, out_dir / f"tradeoff_{_slug(dataset, model)}.png"))
+    return written
+
+
+# ---------------------------------------------------------------------- vs forget ratio
+def plot_vs_ratio(summary: pd.DataFrame, out_dir: Path, methods: list[str]) -> list[Path]:
+    """Each metric against the random forget ratio, one line per method (variant), mean +- std."""
+    if "forget_ratio_mean" not in summary.columns:
+        return []
+    written = []
+    random = summary[summary.forget_ratio_mean.notna()]
+    for (dataset, model), rows in random.groupby(["dataset", "model"], sort=False):
+        if rows.forget_ratio_mean.nunique() < 2:
+            continue
+        metrics = [
+            (m, t) for m, t in RATIO_METRICS if f"{m}_mean" in rows and rows[f"{m}_mean"].notna().any()
+        ]
+        cols = min(2, len(metrics))
+        nrows = -(-len(metrics) // cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(5.0 * cols, 3.4 * nrows + 0.5), squeeze=False)
+        ratios = sorted(rows.forget_ratio_mean.unique())
+        for ax, (metric, title) in zip(axes.flat, metrics, strict=False):
+            for (method, variant), line in _order(rows, methods).groupby(["method", "variant"], sort=False):
+                line = line.sort_values("forget_ratio_mean")
+                ax.errorbar(
+                    line.forget_ratio_mean,
+                    line[f"{metric}_mean"],
+                    yerr=np.nan_to_num(line.get(f"{metric}_std", pd.Series(0.0, index=line.index))),
+                    marker="o",
+                    capsize=3,
+                    label=_label(method, variant),
+                )
+            ax.set_xlabel("forget ratio (share of the training set)")
+            ax.set_xticks(ratios)
+            ax.set_title(title, fontsize=10)
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(metrics) :]:
+            ax.set_axis_off()
+        fig.suptitle(f"Metrics vs forget ratio: {dataset} / {model}", fontsize=11)
+        _legend_below(fig, axes.flat)
+        written.append(_save(fig, out_dir / f"vs_forget_ratio_{_slug(dataset, model)}.png"))
+    return written
+
+
+def write_plots(
+    frame: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path, methods: list[str]
+) -> list[Path]:
+    """Every figure the runs allow; a figure that fails is logged and skipped, never the report."""
+    out_dir, written = Path(out_dir), []
+    for name, make in (
+        ("embedding map", lambda: plot_embeddings(frame, out_dir, methods)),
+        ("trade-off", lambda: plot_tradeoff(summary, out_dir)),
+        ("forget-ratio lines", lambda: plot_vs_ratio(summary, out_dir, methods)),
+    ):
+        try:
+            written += make()
+        except Exception as exc:  # a plot is a convenience: the tables are the report
+            log.warning("could not draw the %s: %s: %s", name, type(exc).__name__, exc)
+            plt.close("all")
+    return written
