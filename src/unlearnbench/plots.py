@@ -93,7 +93,7 @@ def plot_embeddings(frame: pd.DataFrame, out_dir: Path, methods: list[str]) -> l
     written = []
     for (dataset, model, forget), rows in frame.groupby(["dataset", "model", "forget"], sort=False):
         rows = _order(rows[rows.seed == rows.seed.min()], methods)
-        panels, before = [], None
+        panels, methods_shown, before = [], [], None
         for _, row in rows.iterrows():
             path = Path(row.run_dir) / EMBEDDINGS_FILE
             if not path.exists():
@@ -102,9 +102,11 @@ def plot_embeddings(frame: pd.DataFrame, out_dir: Path, methods: list[str]) -> l
             if before is None and "before" in z:
                 before = z
             panels.append((_label(row.method, row.variant), z))
+            methods_shown.append(row.method)
         if not panels:
             continue
-        if before is not None:
+        if before is not None:  # theta_0 itself; an `original` run's panel would repeat it
+            panels = [p for p, m in zip(panels, methods_shown, strict=True) if m != "original"]
             panels.insert(0, ("original (before unlearning)", {**before, "after": before["before"]}))
         cols = min(4, len(panels))
         nrows = -(-len(panels) // cols)
