@@ -1,0 +1,128 @@
+"""``npo``: Negative Preference Optimization (Zhang et al. 2024), adapted to classification."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from transformers import PreTrainedModel
+
+from unlearnbench.errors import ConfigError
+from unlearnbench.methods.base import MethodParams, UnlearningMethod, UnlearnOutcome, register
+from unlearnbench.methods.gradient_difference import masked_ce
+
+
+def npo_loss(
+    logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """NPO's loss on forget samples:
+
+        L_NPO = 2/beta * mean_i log(1 + (p_theta(y_i|x_i) / p_ref(y_i|x_i))^beta)
+              = 2/beta * mean_i softplus(beta * (log p_theta(y_i|x_i) - log p_ref(y_i|x_i)))
+
+    Its gradient is w_i * grad(-log p_theta(y_i|x_i)) up to the mean, w_i = 2 sigmoid(beta * r_i),
+    r_i the log ratio: gradient ascent's gradient (w = 1) where theta = ref, fading (w -> 0) as
+    the sample is forgotten. As beta -> 0 it is gradient ascent (shifted by a constant). No rows:
+    0 with a zero gradient.
+    """
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    log_p = -F.cross_entropy(logits.float(), labels, reduction="none")
+    log_ref = -F.cross_entropy(ref_logits.float(), labels, reduction="none")
+    return 2.0 / beta * F.softplus(beta * (log_p - log_ref)).mean()
+
+
+@dataclass(kw_only=True)
+class NpoParams(MethodParams):
+    forget_batch_size: int
+    retain_batch_size: int
+    beta: float
+    retain_weight: float = 0.0
+    stratified_retain: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.beta <= 0:
+            raise ConfigError("method.beta", self.beta, "a positive inverse temperature")
+        if self.retain_weight < 0:
+            raise ConfigError("method.retain_weight", self.retain_weight, "a weight >= 0")
+        if self.retain_batch_size < (1 if self.retain_weight > 0 else 0):
+            raise ConfigError(
+                "method.retain_batch_size",
+                self.retain_batch_size,
+                "a positive integer (0 only with retain_weight: 0)",
+            )
+
+
+@register("npo")
+class Npo(UnlearningMethod):
+    """NPO (Zhang et al. 2024, "Negative Preference Optimization: From Catastrophic Collapse to
+    Effective Unlearning"), with p(y|x) the classifier's probability of the true label:
+
+        L = 2/beta * E_{(x, y) in B_f} log(1 + (p_theta(y|x) / p_ref(y|x))^beta)
+            + retain_weight * E_{(x, y) in B_r} CE(f(x), y)
+
+    (:func:`npo_loss`). The reference p_ref is a frozen copy of the original model
+    (``RunContext.frozen_original``). ``retain_weight: 0`` is NPO, > 0 the NPO+RT variant (B_r
+    is then drawn by the paired loader, one forward pass over both). The loss is bounded below by
+    0, and each sample's push fades as it is forgotten, so it diverges far more slowly than
+    gradient ascent, which NPO reduces to as beta -> 0.
+
+    The reference is held outside the module's submodules, as SCRUB's teacher: not in the
+    optimizer, not in the state dict, always in eval mode, moved to the device in ``on_fit_start``.
+    """
+
+    Params = NpoParams
+
+    def __init__(
+        self, model, params: NpoParams, num_labels: int, reference: PreTrainedModel | None = None
+    ) -> None:
+        super().__init__(model, params, num_labels)
+        reference = copy.deepcopy(model) if reference is None else reference
+        reference.eval().requires_grad_(False)
+        self._frozen = (reference,)  # a tuple, so nn.Module does not register it as a submodule
+
+    @property
+    def reference(self) -> PreTrainedModel:
+        return self._frozen[0]
+
+    @classmethod
+    def run(cls, ctx, params: NpoParams) -> UnlearnOutcome:
+        module = cls(ctx.original().model, params, ctx.data.num_labels, reference=ctx.frozen_original())
+        return module.fit(ctx)
+
+    def on_fit_start(self) -> None:
+        weight = next(self.model.parameters())
+        self.reference.to(device=weight.device, dtype=weight.dtype).eval()
+
+    def train_loader(self, data, seed: int) -> DataLoader:
+        p = self.params
+        retain_batch_size = p.retain_batch_size if p.retain_weight > 0 else 0
+        return data.paired_loader(
+            p.forget_batch_size, retain_batch_size, seed, stratified=p.stratified_retain
+        )
+
+    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        is_forget, labels = batch["is_forget"], batch["labels"]
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        with torch.no_grad():
+            ref_logits = self.reference(
+                input_ids=batch["input_ids"][is_forget], attention_mask=batch["attention_mask"][is_forget]
+            ).logits
+        retain = ~is_forget
+        return {
+            "npo": npo_loss(logits[is_forget], ref_logits, labels[is_forget], self.params.beta),
+            "retain_ce": masked_ce(logits, labels, retain),
+        }
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        self.count(batch)
+        terms = self.loss_terms(batch)
+        loss = terms["npo"] + self.params.retain_weight * terms["retain_ce"]
+        size = len(batch["labels"])
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        return loss

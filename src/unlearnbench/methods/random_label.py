@@ -1,0 +1,114 @@
+"""``random_label``: fine-tune on the forget set relabelled with wrong classes, and on the retain set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from unlearnbench.errors import ConfigError
+from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
+from unlearnbench.methods.gradient_difference import masked_ce
+
+RELABEL_MODES = ("fixed", "per_step")
+
+
+def wrong_labels(
+    labels: torch.Tensor, num_labels: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A label drawn uniformly from the ``num_labels - 1`` classes other than each true label.
+
+    ``(y + k) mod C`` with k uniform in {1, ..., C-1} hits every other class with probability
+    1/(C-1) and never y itself.
+    """
+    if num_labels < 2:
+        raise ValueError(f"num_labels={num_labels}: relabelling needs at least two classes")
+    offsets = torch.randint(1, num_labels, tuple(labels.shape), generator=generator)  # on the CPU
+    return (labels + offsets.to(labels.device)) % num_labels
+
+
+@dataclass(kw_only=True)
+class RandomLabelParams(MethodParams):
+    forget_batch_size: int
+    retain_batch_size: int
+    relabel: str = "fixed"
+    retain_weight: float = 1.0
+    stratified_retain: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.relabel not in RELABEL_MODES:
+            raise ConfigError("method.relabel", self.relabel, f"one of {', '.join(RELABEL_MODES)}")
+        if self.retain_weight < 0:
+            raise ConfigError("method.retain_weight", self.retain_weight, "a weight >= 0")
+        if self.retain_batch_size < (1 if self.retain_weight > 0 else 0):
+            raise ConfigError(
+                "method.retain_batch_size",
+                self.retain_batch_size,
+                "a positive integer (0 only with retain_weight: 0)",
+            )
+
+
+@register("random_label")
+class RandomLabel(UnlearningMethod):
+    """Fine-tune on D_f with wrong labels while keeping D_r (Golatkar et al. 2020, "random labels";
+    the relabelling of Graves et al. 2021, "Amnesiac Machine Learning"):
+
+        L = E_{(x, y) in B_f} CE(f(x), y~) + retain_weight * E_{(x, y) in B_r} CE(f(x), y),
+        y~ ~ Uniform({1..C} minus {y})   (:func:`wrong_labels`)
+
+    ``relabel: fixed`` draws y~ once per forget sample for the whole run (seeded by the run's
+    seed); ``per_step`` draws it afresh at every step (seeded by seed and step). One forward pass
+    over each paired batch (B_f, B_r); the ``is_forget`` mask picks the rows to relabel.
+    """
+
+    Params = RandomLabelParams
+
+    def __init__(self, model, params: RandomLabelParams, num_labels: int) -> None:
+        super().__init__(model, params, num_labels)
+        self.relabel_seed = 0
+        # dataset index -> the drawn wrong label of each forget sample (relabel: fixed); -1 elsewhere
+        self.register_buffer("fixed_labels", torch.zeros(0, dtype=torch.long), persistent=False)
+
+    def train_loader(self, data, seed: int) -> DataLoader:
+        p = self.params
+        self.relabel_seed = seed
+        if p.relabel == "fixed":
+            index = torch.as_tensor(data.splits.forget, dtype=torch.long)
+            labels = torch.as_tensor(data.labels("forget"), dtype=torch.long)
+            table = torch.full((int(index.max()) + 1 if len(index) else 0,), -1, dtype=torch.long)
+            table[index] = wrong_labels(labels, self.num_labels, torch.Generator().manual_seed(seed))
+            self.fixed_labels = table
+        retain_batch_size = p.retain_batch_size if p.retain_weight > 0 else 0
+        return data.paired_loader(
+            p.forget_batch_size, retain_batch_size, seed, stratified=p.stratified_retain
+        )
+
+    def relabelled(self, batch: dict[str, torch.Tensor], step: int | None = None) -> torch.Tensor:
+        """The batch's targets: a wrong label for each forget sample, the true one for retain samples.
+
+        ``step`` (default: the trainer's global step) seeds the draw of ``relabel: per_step``.
+        """
+        labels, is_forget = batch["labels"], batch["is_forget"]
+        if self.params.relabel == "fixed":
+            targets = labels.clone()
+            targets[is_forget] = self.fixed_labels.to(labels.device)[batch["index"][is_forget]]
+            assert bool((targets >= 0).all()), "a forget sample without a drawn label"
+            return targets
+        step = self.global_step if step is None else step
+        generator = torch.Generator().manual_seed(self.relabel_seed * 1_000_003 + step)
+        drawn = wrong_labels(labels.cpu(), self.num_labels, generator).to(labels.device)
+        return torch.where(is_forget, drawn, labels)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        self.count(batch)
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        targets, is_forget = self.relabelled(batch), batch["is_forget"]
+        forget_ce = masked_ce(out.logits, targets, is_forget)
+        retain_ce = masked_ce(out.logits, targets, ~is_forget)
+        loss = forget_ce + self.params.retain_weight * retain_ce
+        size = len(batch["labels"])
+        self.log_dict({"train/forget_relabel_ce": forget_ce, "train/retain_ce": retain_ce}, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        return loss

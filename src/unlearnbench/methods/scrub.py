@@ -1,0 +1,142 @@
+"""``scrub``: SCRUB (Kurmanji et al. 2023, "Towards Unbounded Machine Unlearning").
+
+The student (the original model, trained) stays close to a frozen teacher (a copy of the
+original) on the retain set and moves away from it on the forget set.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from transformers import PreTrainedModel
+
+from unlearnbench.errors import ConfigError
+from unlearnbench.methods.base import MethodParams, UnlearningMethod, UnlearnOutcome, register
+from unlearnbench.methods.gradient_difference import masked_ce
+
+
+def distill_kl(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL(p_teacher || p_student) of the temperature-T softmaxes, times T^2, mean over rows.
+
+        KL_T = T^2 / n * sum_i sum_c p_t(c|x_i) (log p_t(c|x_i) - log p_s(c|x_i)),  p = softmax(logits / T)
+
+    SCRUB's ``DistillKL`` (Hinton et al. 2015's distillation term). No rows: 0 with a zero gradient.
+    """
+    if student_logits.shape[0] == 0:
+        return student_logits.sum() * 0.0
+    log_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * temperature**2
+
+
+@dataclass(kw_only=True)
+class ScrubParams(MethodParams):
+    forget_batch_size: int
+    retain_batch_size: int
+    alpha: float
+    beta: float
+    gamma: float
+    temperature: float
+    forget_epochs: int = -1
+    stratified_retain: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.retain_batch_size < 1:
+            raise ConfigError("method.retain_batch_size", self.retain_batch_size, "a positive integer")
+        for key in ("alpha", "beta", "gamma"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"method.{key}", getattr(self, key), "a weight >= 0")
+        if self.temperature <= 0:
+            raise ConfigError("method.temperature", self.temperature, "a positive temperature")
+        if self.forget_epochs == 0 or self.forget_epochs < -1:
+            raise ConfigError(
+                "method.forget_epochs", self.forget_epochs, "a positive number of epochs, or -1"
+            )
+
+
+@register("scrub")
+class Scrub(UnlearningMethod):
+    """SCRUB (Kurmanji et al. 2023): a student that obeys its teacher on D_r and disobeys it on D_f.
+
+        L = alpha * KL_T(teacher || student; B_r) + beta * CE(student; B_r)
+            - gamma * KL_T(teacher || student; B_f)
+
+    KL_T is :func:`distill_kl`. The teacher is a frozen copy of the original model
+    (``RunContext.frozen_original``), the student the original itself. SCRUB alternates max-steps
+    (ascend KL on D_f) and min-steps (descend the retain terms on D_r); this is its simultaneous
+    form, one forward pass of each over the paired batch (B_f, B_r). As SCRUB's ``msteps``,
+    ``forget_epochs`` keeps the max-term for the first epochs only and then lets the min-steps
+    repair D_r (-1: every epoch).
+
+    The teacher is held outside the module's submodules: it is not in ``parameters()`` (so never
+    in the optimizer), not in the state dict, and Lightning's ``.train()`` does not reach it, so
+    it stays in eval mode (no dropout). ``on_fit_start`` moves it to the student's device.
+    """
+
+    Params = ScrubParams
+
+    def __init__(
+        self, model, params: ScrubParams, num_labels: int, teacher: PreTrainedModel | None = None
+    ) -> None:
+        super().__init__(model, params, num_labels)
+        teacher = copy.deepcopy(model) if teacher is None else teacher
+        teacher.eval().requires_grad_(False)
+        self._frozen = (teacher,)  # a tuple, so nn.Module does not register it as a submodule
+
+    @property
+    def teacher(self) -> PreTrainedModel:
+        return self._frozen[0]
+
+    @classmethod
+    def run(cls, ctx, params: ScrubParams) -> UnlearnOutcome:
+        module = cls(ctx.original().model, params, ctx.data.num_labels, teacher=ctx.frozen_original())
+        return module.fit(ctx)
+
+    def on_fit_start(self) -> None:
+        weight = next(self.model.parameters())
+        self.teacher.to(device=weight.device, dtype=weight.dtype).eval()
+
+    def train_loader(self, data, seed: int) -> DataLoader:
+        p = self.params
+        return data.paired_loader(
+            p.forget_batch_size, p.retain_batch_size, seed, stratified=p.stratified_retain
+        )
+
+    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        student = self.model(**inputs).logits
+        with torch.no_grad():
+            teacher = self.teacher(**inputs).logits
+        is_forget, labels, t = batch["is_forget"], batch["labels"], self.params.temperature
+        retain = ~is_forget
+        return {
+            "retain_kl": distill_kl(student[retain], teacher[retain], t),
+            "retain_ce": masked_ce(student, labels, retain),
+            "forget_kl": distill_kl(student[is_forget], teacher[is_forget], t),
+        }
+
+    def forget_weight(self) -> float:
+        """gamma while the max-term is on (the first ``forget_epochs`` epochs), then 0."""
+        p = self.params
+        return p.gamma if p.forget_epochs < 0 or self.current_epoch < p.forget_epochs else 0.0
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        self.count(batch)
+        terms = self.loss_terms(batch)
+        p = self.params
+        loss = (
+            p.alpha * terms["retain_kl"]
+            + p.beta * terms["retain_ce"]
+            - self.forget_weight() * terms["forget_kl"]
+        )
+        size = len(batch["labels"])
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        return loss
