@@ -28,6 +28,10 @@ ERROR_FILE = "error.json"
 
 # A sweep job's dir is named by its overrides; a sweep with none still needs a name.
 OmegaConf.register_new_resolver("ub_subdir", lambda overrides: overrides or "default", replace=True)
+# SISA's equal-cost epochs per slice (Bourtoule et al.): the ensemble sees as many passes as one model.
+OmegaConf.register_new_resolver(
+    "ub_equal_cost_epochs", lambda epochs, slices: max(1, round(2 * int(epochs) / (int(slices) + 1))), replace=True
+)
 
 
 def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
