@@ -30,7 +30,9 @@ ERROR_FILE = "error.json"
 OmegaConf.register_new_resolver("ub_subdir", lambda overrides: overrides or "default", replace=True)
 # SISA's equal-cost epochs per slice (Bourtoule et al.): the ensemble sees as many passes as one model.
 OmegaConf.register_new_resolver(
-    "ub_equal_cost_epochs", lambda epochs, slices: max(1, round(2 * int(epochs) / (int(slices) + 1))), replace=True
+    "ub_equal_cost_epochs",
+    lambda epochs, slices: max(1, round(2 * int(epochs) / (int(slices) + 1))),
+    replace=True,
 )
 
 
