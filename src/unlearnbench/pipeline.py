@@ -172,8 +172,8 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.trainer.get("num_threads"):
-        torch.set_num_threads(int(cfg.trainer.num_threads))
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
     method_cls, params, data = prepare(cfg)
     atomic_write_json(run_dir / "forget_ids.json", data.sample_ids("forget"))
     ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
