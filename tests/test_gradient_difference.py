@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from unlearnbench.cache import ModelCache
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation import predict
-from unlearnbench.methods.gradient_difference import GradientDifference, masked_ce
+from unlearnbench.methods.base import masked_ce
+from unlearnbench.methods.gradient_difference import GradientDifference
 from unlearnbench.pipeline import RunContext, prepare
 
 # Same optimiser, step size and step count for both methods: 14 forget samples / 4 = 4 steps x 5 epochs.

@@ -62,11 +62,11 @@ def test_forgets_away_from_the_teacher_keeps_retain_close_and_teacher_frozen(mak
     ctx, method_cls, params = context(make_cfg("method=scrub", *BUDGET), tmp_path / "scrub")
     teacher = ctx.frozen_original()
     before = snapshot(teacher)
-    module = method_cls(ctx.original().model, params, ctx.data.num_labels, teacher=teacher)
+    module = method_cls(ctx.original().model, params, ctx.data.num_labels, reference=teacher)
     outcome = module.fit(ctx)
 
     # The teacher: the same weights, frozen, in eval mode, outside the optimizer and the state dict.
-    assert module.teacher is teacher
+    assert module.reference is teacher
     after = teacher.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())

@@ -7,12 +7,14 @@ defaults are checked against (unknown keys and wrong types fail before training)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -87,6 +89,23 @@ class MethodParams:
             raise ConfigError("method.stop.every_n_steps", self.stop.every_n_steps, "a positive integer")
         if self.stop.rule == "forget_accuracy_below" and self.stop.threshold is None:
             raise ConfigError("method.stop.threshold", None, "a forget accuracy in [0, 1] for this rule")
+
+
+def masked_ce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the rows in ``mask``; 0 with a zero gradient when there are none."""
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[mask], labels[mask])
+
+
+def check_retain_weight(retain_weight: float, retain_batch_size: int) -> None:
+    """A retain term needs retain samples; without one, the retain batch may be empty."""
+    if retain_weight < 0:
+        raise ConfigError("method.retain_weight", retain_weight, "a weight >= 0")
+    if retain_batch_size < (1 if retain_weight > 0 else 0):
+        raise ConfigError(
+            "method.retain_batch_size", retain_batch_size, "a positive integer (0 only with retain_weight: 0)"
+        )
 
 
 @dataclass
@@ -211,3 +230,37 @@ class UnlearningMethod(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = get_linear_schedule_with_warmup(optimizer, int(self.params.warmup_ratio * total), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class FrozenReferenceMethod(UnlearningMethod):
+    """A method that also reads a frozen copy of theta_0: a teacher (SCRUB), a reference policy (NPO).
+
+    The reference is held outside the module's submodules (in a tuple): it is not in
+    ``parameters()`` so never in the optimizer, not in the state dict, and Lightning's ``.train()``
+    does not reach it, so it stays in eval mode. ``on_fit_start`` moves it to the model's device.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        params: MethodParams,
+        num_labels: int,
+        reference: PreTrainedModel | None = None,
+    ) -> None:
+        super().__init__(model, params, num_labels)
+        reference = copy.deepcopy(model) if reference is None else reference
+        reference.eval().requires_grad_(False)
+        self._frozen = (reference,)
+
+    @property
+    def reference(self) -> PreTrainedModel:
+        return self._frozen[0]
+
+    @classmethod
+    def run(cls, ctx: RunContext, params: MethodParams) -> UnlearnOutcome:
+        module = cls(ctx.original().model, params, ctx.data.num_labels, reference=ctx.frozen_original())
+        return module.fit(ctx)
+
+    def on_fit_start(self) -> None:
+        weight = next(self.model.parameters())
+        self.reference.to(device=weight.device, dtype=weight.dtype).eval()

@@ -5,18 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
-
-
-def masked_ce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the rows in ``mask``; 0 with a zero gradient when there are none."""
-    if not bool(mask.any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits[mask], labels[mask])
+from unlearnbench.methods.base import MethodParams, UnlearningMethod, masked_ce, register
 
 
 @dataclass(kw_only=True)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from transformers import PreTrainedModel
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, UnlearnOutcome, register
-from unlearnbench.methods.gradient_difference import masked_ce
+from unlearnbench.methods.base import (
+    FrozenReferenceMethod,
+    MethodParams,
+    check_retain_weight,
+    masked_ce,
+    register,
+)
 
 
 def npo_loss(
@@ -47,18 +50,11 @@ class NpoParams(MethodParams):
         super().validate()
         if self.beta <= 0:
             raise ConfigError("method.beta", self.beta, "a positive inverse temperature")
-        if self.retain_weight < 0:
-            raise ConfigError("method.retain_weight", self.retain_weight, "a weight >= 0")
-        if self.retain_batch_size < (1 if self.retain_weight > 0 else 0):
-            raise ConfigError(
-                "method.retain_batch_size",
-                self.retain_batch_size,
-                "a positive integer (0 only with retain_weight: 0)",
-            )
+        check_retain_weight(self.retain_weight, self.retain_batch_size)
 
 
 @register("npo")
-class Npo(UnlearningMethod):
+class Npo(FrozenReferenceMethod):
     """NPO (Zhang et al. 2024, "Negative Preference Optimization: From Catastrophic Collapse to
     Effective Unlearning"), with p(y|x) the classifier's probability of the true label:
 
@@ -71,32 +67,11 @@ class Npo(UnlearningMethod):
     0, and each sample's push fades as it is forgotten, so it diverges far more slowly than
     gradient ascent, which NPO reduces to as beta -> 0.
 
-    The reference is held outside the module's submodules, as SCRUB's teacher: not in the
-    optimizer, not in the state dict, always in eval mode, moved to the device in ``on_fit_start``.
+    The reference is held as :class:`FrozenReferenceMethod` holds it: frozen, in eval mode, never
+    in the optimizer.
     """
 
     Params = NpoParams
-
-    def __init__(
-        self, model, params: NpoParams, num_labels: int, reference: PreTrainedModel | None = None
-    ) -> None:
-        super().__init__(model, params, num_labels)
-        reference = copy.deepcopy(model) if reference is None else reference
-        reference.eval().requires_grad_(False)
-        self._frozen = (reference,)  # a tuple, so nn.Module does not register it as a submodule
-
-    @property
-    def reference(self) -> PreTrainedModel:
-        return self._frozen[0]
-
-    @classmethod
-    def run(cls, ctx, params: NpoParams) -> UnlearnOutcome:
-        module = cls(ctx.original().model, params, ctx.data.num_labels, reference=ctx.frozen_original())
-        return module.fit(ctx)
-
-    def on_fit_start(self) -> None:
-        weight = next(self.model.parameters())
-        self.reference.to(device=weight.device, dtype=weight.dtype).eval()
 
     def train_loader(self, data, seed: int) -> DataLoader:
         p = self.params

@@ -8,8 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
-from unlearnbench.methods.gradient_difference import masked_ce
+from unlearnbench.methods.base import MethodParams, UnlearningMethod, check_retain_weight, masked_ce, register
 
 RELABEL_MODES = ("fixed", "per_step")
 
@@ -40,14 +39,7 @@ class RandomLabelParams(MethodParams):
         super().validate()
         if self.relabel not in RELABEL_MODES:
             raise ConfigError("method.relabel", self.relabel, f"one of {', '.join(RELABEL_MODES)}")
-        if self.retain_weight < 0:
-            raise ConfigError("method.retain_weight", self.retain_weight, "a weight >= 0")
-        if self.retain_batch_size < (1 if self.retain_weight > 0 else 0):
-            raise ConfigError(
-                "method.retain_batch_size",
-                self.retain_batch_size,
-                "a positive integer (0 only with retain_weight: 0)",
-            )
+        check_retain_weight(self.retain_weight, self.retain_batch_size)
 
 
 @register("random_label")

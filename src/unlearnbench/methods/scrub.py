@@ -6,17 +6,14 @@ original) on the retain set and moves away from it on the forget set.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from transformers import PreTrainedModel
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, UnlearnOutcome, register
-from unlearnbench.methods.gradient_difference import masked_ce
+from unlearnbench.methods.base import FrozenReferenceMethod, MethodParams, masked_ce, register
 
 
 def distill_kl(
@@ -62,7 +59,7 @@ class ScrubParams(MethodParams):
 
 
 @register("scrub")
-class Scrub(UnlearningMethod):
+class Scrub(FrozenReferenceMethod):
     """SCRUB (Kurmanji et al. 2023): a student that obeys its teacher on D_r and disobeys it on D_f.
 
         L = alpha * KL_T(teacher || student; B_r) + beta * CE(student; B_r)
@@ -75,33 +72,11 @@ class Scrub(UnlearningMethod):
     ``forget_epochs`` keeps the max-term for the first epochs only and then lets the min-steps
     repair D_r (-1: every epoch).
 
-    The teacher is held outside the module's submodules: it is not in ``parameters()`` (so never
-    in the optimizer), not in the state dict, and Lightning's ``.train()`` does not reach it, so
-    it stays in eval mode (no dropout). ``on_fit_start`` moves it to the student's device.
+    The teacher is ``self.reference`` (:class:`FrozenReferenceMethod`): frozen, in eval mode (no
+    dropout), never in the optimizer or the state dict.
     """
 
     Params = ScrubParams
-
-    def __init__(
-        self, model, params: ScrubParams, num_labels: int, teacher: PreTrainedModel | None = None
-    ) -> None:
-        super().__init__(model, params, num_labels)
-        teacher = copy.deepcopy(model) if teacher is None else teacher
-        teacher.eval().requires_grad_(False)
-        self._frozen = (teacher,)  # a tuple, so nn.Module does not register it as a submodule
-
-    @property
-    def teacher(self) -> PreTrainedModel:
-        return self._frozen[0]
-
-    @classmethod
-    def run(cls, ctx, params: ScrubParams) -> UnlearnOutcome:
-        module = cls(ctx.original().model, params, ctx.data.num_labels, teacher=ctx.frozen_original())
-        return module.fit(ctx)
-
-    def on_fit_start(self) -> None:
-        weight = next(self.model.parameters())
-        self.teacher.to(device=weight.device, dtype=weight.dtype).eval()
 
     def train_loader(self, data, seed: int) -> DataLoader:
         p = self.params
@@ -113,7 +88,7 @@ class Scrub(UnlearningMethod):
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         student = self.model(**inputs).logits
         with torch.no_grad():
-            teacher = self.teacher(**inputs).logits
+            teacher = self.reference(**inputs).logits
         is_forget, labels, t = batch["is_forget"], batch["labels"], self.params.temperature
         retain = ~is_forget
         return {
