@@ -232,7 +232,57 @@ class UnlearningMethod(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-class FrozenReferenceMethod(UnlearningMethod):
+@dataclass(kw_only=True)
+class PairedParams(MethodParams):
+    """Batch knobs of a method whose step reads a forget batch B_f and a retain batch B_r."""
+
+    forget_batch_size: int
+    retain_batch_size: int = 0
+    stratified_retain: bool = True  # B_r holds min_per_class samples of every class in B_f
+    min_per_class: int = 1
+
+
+class PairedBatchMethod(UnlearningMethod):
+    """A method whose step is one paired batch (B_f, B_r) from ``UnlearnDataModule.paired_loader``
+    (one epoch = one pass over D_f), read in one forward pass and split by the ``is_forget`` mask.
+
+    Subclasses name the terms of their loss (:meth:`loss_terms`) and say how they add up
+    (:meth:`combine`); the step, its counting and its logging are shared.
+    """
+
+    Params: ClassVar[type[PairedParams]] = PairedParams
+
+    def retain_batch_size(self) -> int:
+        """|B_r|; a method without a retain term in its current setting returns 0."""
+        return self.params.retain_batch_size
+
+    def train_loader(self, data: UnlearnDataModule, seed: int) -> DataLoader:
+        p = self.params
+        return data.paired_loader(
+            p.forget_batch_size,
+            self.retain_batch_size(),
+            seed,
+            stratified=p.stratified_retain,
+            min_per_class=p.min_per_class,
+        )
+
+    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.count(batch)
+        terms = self.loss_terms(batch)
+        loss = self.combine(terms)
+        size = len(batch["labels"])
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        return loss
+
+
+class FrozenReferenceMethod(PairedBatchMethod):
     """A method that also reads a frozen copy of theta_0: a teacher (SCRUB), a reference policy (NPO).
 
     The reference is held outside the module's submodules (in a tuple): it is not in

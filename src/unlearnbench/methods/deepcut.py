@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
+from unlearnbench.methods.base import PairedBatchMethod, PairedParams, register
 
 DENOMINATORS = ("all", "negatives")
 POOLINGS = ("cls", "mean")
@@ -107,9 +106,7 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 
 @dataclass(kw_only=True)
-class DeepCutParams(MethodParams):
-    forget_batch_size: int
-    retain_batch_size: int
+class DeepCutParams(PairedParams):
     views: int
     gamma: float
     tau: float
@@ -120,8 +117,6 @@ class DeepCutParams(MethodParams):
     lambda_keep: float = 0.0
     detach_retain: bool = True
     negatives_from: str = "auto"
-    stratified_retain: bool = True
-    min_per_class: int = 1
 
     def validate(self) -> None:
         super().validate()
@@ -148,7 +143,7 @@ class DeepCutParams(MethodParams):
 
 
 @register("deepcut")
-class DeepCut(UnlearningMethod):
+class DeepCut(PairedBatchMethod):
     """DeepCUT: reshape the latent space so that forget samples leave their class cluster.
 
         L = L_CE(D_r views) + gamma * L_f + lambda_keep * L_keep
@@ -194,16 +189,6 @@ class DeepCut(UnlearningMethod):
                 f"the retain set has no samples of forget class(es) {names}, so no anchor has a negative; "
                 "use method.negatives_from=retain_and_forget (negatives from the other forget samples)",
             )
-
-    def train_loader(self, data, seed: int) -> DataLoader:
-        p = self.params
-        return data.paired_loader(
-            p.forget_batch_size,
-            p.retain_batch_size,
-            seed,
-            stratified=p.stratified_retain,
-            min_per_class=p.min_per_class,
-        )
 
     def embed(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.projection(pool(hidden, attention_mask, self.params.pooling)), dim=-1)
@@ -259,14 +244,12 @@ class DeepCut(UnlearningMethod):
             terms["keep"] = supervised_contrastive_loss(z[retain], labels[retain], p.tau)
         return terms
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        self.count(batch)
-        terms = self.loss_terms(batch)
-        loss = terms["ce"] + self.params.gamma * terms["forget"] + self.params.lambda_keep * terms["keep"]
-        size = len(batch["labels"])
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        self.log("train/skipped_anchors", float(self.skipped_anchors), batch_size=size)
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return terms["ce"] + self.params.gamma * terms["forget"] + self.params.lambda_keep * terms["keep"]
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        self.log("train/skipped_anchors", float(self.skipped_anchors), batch_size=len(batch["labels"]))
         return loss
 
     def info(self) -> dict:

@@ -5,18 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader
 
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
+from unlearnbench.methods.base import PairedBatchMethod, PairedParams, masked_ce, register
 
 
 @dataclass(kw_only=True)
-class GradientAscentParams(MethodParams):
-    forget_batch_size: int
+class GradientAscentParams(PairedParams):
+    retain_batch_size: int = 0  # B_r plays no part in the loss
 
 
 @register("gradient_ascent")
-class GradientAscent(UnlearningMethod):
+class GradientAscent(PairedBatchMethod):
     """Maximise the loss on D_f (Golatkar et al. 2020; "NegGrad" in Kurmanji et al. 2023):
 
         L = - E_{(x, y) in D_f} CE(f(x), y)
@@ -27,13 +26,9 @@ class GradientAscent(UnlearningMethod):
 
     Params = GradientAscentParams
 
-    def train_loader(self, data, seed: int) -> DataLoader:
-        return data.paired_loader(self.params.forget_batch_size, 0, seed)
+    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return {"forget_ce": masked_ce(logits, batch["labels"], batch["is_forget"])}
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        self.count(batch)
-        out = self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
-        )
-        self.log("train/forget_ce", out.loss, prog_bar=True, batch_size=len(batch["labels"]))
-        return -out.loss
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return -terms["forget_ce"]

@@ -5,18 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, masked_ce, register
+from unlearnbench.methods.base import PairedBatchMethod, PairedParams, masked_ce, register
 
 
 @dataclass(kw_only=True)
-class GradientDifferenceParams(MethodParams):
-    forget_batch_size: int
-    retain_batch_size: int
+class GradientDifferenceParams(PairedParams):
     alpha: float
-    stratified_retain: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -27,7 +23,7 @@ class GradientDifferenceParams(MethodParams):
 
 
 @register("gradient_difference")
-class GradientDifference(UnlearningMethod):
+class GradientDifference(PairedBatchMethod):
     """Descend the loss on D_r while ascending it on D_f ("NegGrad+", Kurmanji et al. 2023;
     "gradient difference", Liu et al. 2022):
 
@@ -41,12 +37,6 @@ class GradientDifference(UnlearningMethod):
 
     Params = GradientDifferenceParams
 
-    def train_loader(self, data, seed: int) -> DataLoader:
-        p = self.params
-        return data.paired_loader(
-            p.forget_batch_size, p.retain_batch_size, seed, stratified=p.stratified_retain
-        )
-
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         is_forget, labels = batch["is_forget"], batch["labels"]
@@ -55,11 +45,5 @@ class GradientDifference(UnlearningMethod):
             "retain_ce": masked_ce(out.logits, labels, ~is_forget),
         }
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        self.count(batch)
-        terms = self.loss_terms(batch)
-        loss = terms["retain_ce"] - self.params.alpha * terms["forget_ce"]
-        size = len(batch["labels"])
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        return loss
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return terms["retain_ce"] - self.params.alpha * terms["forget_ce"]

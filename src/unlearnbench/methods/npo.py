@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import (
     FrozenReferenceMethod,
-    MethodParams,
+    PairedParams,
     check_retain_weight,
     masked_ce,
     register,
@@ -39,12 +38,9 @@ def npo_loss(
 
 
 @dataclass(kw_only=True)
-class NpoParams(MethodParams):
-    forget_batch_size: int
-    retain_batch_size: int
+class NpoParams(PairedParams):
     beta: float
     retain_weight: float = 0.0
-    stratified_retain: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -73,12 +69,8 @@ class Npo(FrozenReferenceMethod):
 
     Params = NpoParams
 
-    def train_loader(self, data, seed: int) -> DataLoader:
-        p = self.params
-        retain_batch_size = p.retain_batch_size if p.retain_weight > 0 else 0
-        return data.paired_loader(
-            p.forget_batch_size, retain_batch_size, seed, stratified=p.stratified_retain
-        )
+    def retain_batch_size(self) -> int:
+        return self.params.retain_batch_size if self.params.retain_weight > 0 else 0
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         is_forget, labels = batch["is_forget"], batch["labels"]
@@ -93,11 +85,5 @@ class Npo(FrozenReferenceMethod):
             "retain_ce": masked_ce(logits, labels, retain),
         }
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        self.count(batch)
-        terms = self.loss_terms(batch)
-        loss = terms["npo"] + self.params.retain_weight * terms["retain_ce"]
-        size = len(batch["labels"])
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        return loss
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return terms["npo"] + self.params.retain_weight * terms["retain_ce"]

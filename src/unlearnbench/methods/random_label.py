@@ -8,7 +8,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, check_retain_weight, masked_ce, register
+from unlearnbench.methods.base import (
+    PairedBatchMethod,
+    PairedParams,
+    check_retain_weight,
+    masked_ce,
+    register,
+)
 
 RELABEL_MODES = ("fixed", "per_step")
 
@@ -28,12 +34,9 @@ def wrong_labels(
 
 
 @dataclass(kw_only=True)
-class RandomLabelParams(MethodParams):
-    forget_batch_size: int
-    retain_batch_size: int
+class RandomLabelParams(PairedParams):
     relabel: str = "fixed"
     retain_weight: float = 1.0
-    stratified_retain: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -43,7 +46,7 @@ class RandomLabelParams(MethodParams):
 
 
 @register("random_label")
-class RandomLabel(UnlearningMethod):
+class RandomLabel(PairedBatchMethod):
     """Fine-tune on D_f with wrong labels while keeping D_r (Golatkar et al. 2020, "random labels";
     the relabelling of Graves et al. 2021, "Amnesiac Machine Learning"):
 
@@ -72,10 +75,10 @@ class RandomLabel(UnlearningMethod):
             table = torch.full((int(index.max()) + 1 if len(index) else 0,), -1, dtype=torch.long)
             table[index] = wrong_labels(labels, self.num_labels, torch.Generator().manual_seed(seed))
             self.fixed_labels = table
-        retain_batch_size = p.retain_batch_size if p.retain_weight > 0 else 0
-        return data.paired_loader(
-            p.forget_batch_size, retain_batch_size, seed, stratified=p.stratified_retain
-        )
+        return super().train_loader(data, seed)
+
+    def retain_batch_size(self) -> int:
+        return self.params.retain_batch_size if self.params.retain_weight > 0 else 0
 
     def relabelled(self, batch: dict[str, torch.Tensor], step: int | None = None) -> torch.Tensor:
         """The batch's targets: a wrong label for each forget sample, the true one for retain samples.
@@ -93,14 +96,13 @@ class RandomLabel(UnlearningMethod):
         drawn = wrong_labels(labels.cpu(), self.num_labels, generator).to(labels.device)
         return torch.where(is_forget, drawn, labels)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        self.count(batch)
+    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         targets, is_forget = self.relabelled(batch), batch["is_forget"]
-        forget_ce = masked_ce(out.logits, targets, is_forget)
-        retain_ce = masked_ce(out.logits, targets, ~is_forget)
-        loss = forget_ce + self.params.retain_weight * retain_ce
-        size = len(batch["labels"])
-        self.log_dict({"train/forget_relabel_ce": forget_ce, "train/retain_ce": retain_ce}, batch_size=size)
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        return loss
+        return {
+            "forget_relabel_ce": masked_ce(out.logits, targets, is_forget),
+            "retain_ce": masked_ce(out.logits, targets, ~is_forget),
+        }
+
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return terms["forget_relabel_ce"] + self.params.retain_weight * terms["retain_ce"]

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import FrozenReferenceMethod, MethodParams, masked_ce, register
+from unlearnbench.methods.base import FrozenReferenceMethod, PairedParams, masked_ce, register
 
 
 def distill_kl(
@@ -33,15 +32,12 @@ def distill_kl(
 
 
 @dataclass(kw_only=True)
-class ScrubParams(MethodParams):
-    forget_batch_size: int
-    retain_batch_size: int
+class ScrubParams(PairedParams):
     alpha: float
     beta: float
     gamma: float
     temperature: float
     forget_epochs: int = -1
-    stratified_retain: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -78,12 +74,6 @@ class Scrub(FrozenReferenceMethod):
 
     Params = ScrubParams
 
-    def train_loader(self, data, seed: int) -> DataLoader:
-        p = self.params
-        return data.paired_loader(
-            p.forget_batch_size, p.retain_batch_size, seed, stratified=p.stratified_retain
-        )
-
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         student = self.model(**inputs).logits
@@ -102,16 +92,10 @@ class Scrub(FrozenReferenceMethod):
         p = self.params
         return p.gamma if p.forget_epochs < 0 or self.current_epoch < p.forget_epochs else 0.0
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        self.count(batch)
-        terms = self.loss_terms(batch)
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         p = self.params
-        loss = (
+        return (
             p.alpha * terms["retain_kl"]
             + p.beta * terms["retain_ce"]
             - self.forget_weight() * terms["forget_kl"]
         )
-        size = len(batch["labels"])
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        return loss
