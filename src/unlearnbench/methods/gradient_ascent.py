@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from unlearnbench.methods.base import PairedBatchMethod, PairedParams, masked_ce, register
-
-
-@dataclass(kw_only=True)
-class GradientAscentParams(PairedParams):
-    retain_batch_size: int = 0  # B_r plays no part in the loss
 
 
 @register("gradient_ascent")
@@ -24,7 +17,7 @@ class GradientAscent(PairedBatchMethod):
     accuracy falls below ``stop.threshold`` (``stop.rule: forget_accuracy_below``).
     """
 
-    Params = GradientAscentParams
+    Params = PairedParams  # retain_batch_size stays 0: B_r plays no part in the loss
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
