@@ -304,3 +304,11 @@ def test_switched_off_sections_and_splits(shared_cache, tmp_path) -> None:
     assert results["reference"] is None and results["mia"] is None and results["latent"] is None
     assert not (tmp_path / "predictions.parquet").exists() and not (tmp_path / "embeddings.npz").exists()
     assert results["cost"]["seconds"] == 0.0
+
+
+def test_macro_f1_of_a_single_class_split_ignores_stray_predicted_classes() -> None:
+    labels = np.zeros(100, dtype=int)
+    preds = np.zeros(100, dtype=int)
+    preds[:4] = [1, 2, 3, 4]  # 96 % right, four strays into four other classes
+    f1 = classification_metrics(labels, preds)["f1_macro"]
+    assert f1 == pytest.approx(2 * 0.96 / 1.96)  # not 0.98 / 5

@@ -93,3 +93,14 @@ def test_finetune_trains_on_retain_only(make_cfg, tmp_path) -> None:
     module = method_cls(ctx.original().model, params, ctx.data.num_labels)
     seen = {int(i) for batch in module.train_loader(ctx.data, 0) for i in batch["index"]}
     assert seen == set(ctx.data.splits.retain.tolist())
+
+
+def test_auto_stop_rule_follows_the_forget_set(make_cfg) -> None:
+    from unlearnbench.methods.base import StopParams, resolve_stop_rule
+
+    _, _, data = prepare(make_cfg())
+    assert resolve_stop_rule(StopParams(rule="auto"), data).rule == "forget_f1_below_val"
+    _, _, whole = prepare(make_cfg("forget=class", "forget.class_name=tech", "forget.ratio=1.0"))
+    stop = resolve_stop_rule(StopParams(rule="auto"), whole)
+    assert (stop.rule, stop.threshold) == ("forget_accuracy_below", 0.05)
+    assert resolve_stop_rule(StopParams(rule="none"), whole).rule == "none"

@@ -20,12 +20,19 @@ ATTACKS = ("loss", "entropy", "modified_entropy")
 
 # ---------------------------------------------------------------------- classification
 def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 (over the classes that occur in labels or predictions) and micro-F1."""
+    """Accuracy, macro-F1 and micro-F1 of one split.
+
+    Macro-F1 averages over the classes present in the split's labels: a prediction of another
+    class counts against the true class (a false negative) but adds no class of its own, so a
+    single-class forget set (whole-class forgetting) scores 2 acc / (1 + acc), not 1/k of that
+    for each of k stray classes predicted.
+    """
     if len(labels) == 0:
         return {"accuracy": NAN, "f1_macro": NAN, "f1_micro": NAN, "n": 0}
+    present = np.unique(labels)
     return {
         "accuracy": float(accuracy_score(labels, preds)),
-        "f1_macro": float(f1_score(labels, preds, average="macro", zero_division=0)),
+        "f1_macro": float(f1_score(labels, preds, labels=present, average="macro", zero_division=0)),
         "f1_micro": float(f1_score(labels, preds, average="micro", zero_division=0)),
         "n": len(labels),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from unlearnbench.pipeline import RunContext
 
 METHODS: dict[str, type[UnlearningMethod]] = {}
-STOP_RULES = ("none", "forget_f1_below_val", "forget_accuracy_below")
+STOP_RULES = ("none", "auto", "forget_f1_below_val", "forget_accuracy_below")
+WHOLE_CLASS_STOP_ACCURACY = 0.05  # rule auto, forget classes absent from D_r, no threshold given
 
 
 def register(name: str):
@@ -115,6 +116,18 @@ class UnlearnOutcome:
     info: dict[str, Any] = field(default_factory=dict)  # method-specific facts for results.json
 
 
+def resolve_stop_rule(stop: StopParams, data: UnlearnDataModule) -> StopParams:
+    """``auto``: once the forget set looks like unseen data of its classes (forget F1 <= val F1);
+    but when D_r lacks a forget class (whole-class forgetting) the retrained model never predicts
+    that class, so: once forget accuracy <= ``threshold`` (0.05 when unset)."""
+    if stop.rule != "auto":
+        return stop
+    if set(data.labels("forget").tolist()) - set(data.labels("retain").tolist()):
+        threshold = WHOLE_CLASS_STOP_ACCURACY if stop.threshold is None else stop.threshold
+        return replace(stop, rule="forget_accuracy_below", threshold=threshold)
+    return replace(stop, rule="forget_f1_below_val")
+
+
 class StopOnForgetMetric(Callback):
     """Stops training once the forget set looks forgotten (see :class:`StopParams`)."""
 
@@ -189,9 +202,10 @@ class UnlearningMethod(L.LightningModule):
         raise NotImplementedError
 
     def callbacks(self, data: UnlearnDataModule) -> list[Callback]:
-        if self.params.stop.rule == "none":
+        stop = resolve_stop_rule(self.params.stop, data)
+        if stop.rule == "none":
             return []
-        self.stopper = StopOnForgetMetric(data, self.params.stop)
+        self.stopper = StopOnForgetMetric(data, stop)
         return [self.stopper]
 
     def info(self) -> dict[str, Any]:
