@@ -5,7 +5,7 @@
 Evaluates the original and the retrained reference, sweeps DeepCUT's grid, and writes
 docs/deepcut_tuning.md: one row per setting, with the forget-F1 gap to retraining, test F1 and the
 unlearning time ratio. Models come from the cache and finished sweep jobs are skipped when it is
-run again.
+run again. It rewrites the whole file: the analysis under the table there was written by hand.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from unlearnbench.report import write_report
+from unlearnbench.report import write_markdown_doc
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "outputs" / "sweeps" / "deepcut_tuning"
-DOC = ROOT / "docs" / "deepcut_tuning.md"
 HEADER = """# DeepCUT tuning sweep
 
 Written by `python scripts/tune_deepcut.py` (grid: conf/experiment/deepcut_tuning.yaml): BBC x
@@ -26,17 +25,7 @@ all-MiniLM-L6-v2, 5 % random forget set (78 of 1,557 training articles), seed 0,
 Scores in percent; `gap F1 forget` = |forget F1 - retrain's forget F1| (lower: closer to exact
 unlearning). Each DeepCUT run stops once forget F1 <= validation F1 (checked every 5 steps) or
 after one pass over D_f.
-
 """
-
-
-def write_doc(sweep: Path = SWEEP, notes: str = "") -> str:
-    table, failures = write_report([sweep], sweep)
-    text = HEADER + table.to_markdown(index=False) + "\n" + notes
-    text += "".join(f"\nFailed: {f['run_dir']}: {f['message']}" for f in failures)
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
-    return text
 
 
 def main(extra: list[str]) -> None:
@@ -45,7 +34,7 @@ def main(extra: list[str]) -> None:
     for reference in ("original", "retrain"):
         subprocess.run([*cli, *overrides, f"method={reference}"], check=True, cwd=ROOT)
     subprocess.run([*cli, "--multirun", *overrides], check=True, cwd=ROOT)
-    print(write_doc())
+    print(write_markdown_doc([SWEEP], ROOT / "docs" / "deepcut_tuning.md", HEADER))
 
 
 if __name__ == "__main__":

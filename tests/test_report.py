@@ -174,3 +174,13 @@ def test_without_a_retrain_run_the_gap_comes_from_the_runs_own_reference(tmp_pat
     fake_run_v2(tmp_path, "deepcut", 0, 0.05, 0.7, 0.9)
     frame, _ = load_runs([tmp_path])
     assert frame.forget_f1_gap.iloc[0] == pytest.approx(0.2) and frame.ratio_to_retrain.iloc[0] == 0.1
+
+
+def test_markdown_doc_holds_header_table_and_notes(tmp_path) -> None:
+    from unlearnbench.report import write_markdown_doc
+
+    fake_run(tmp_path / "runs", "retrain", 0, 0.9, 10.0)
+    fake_run(tmp_path / "runs", "deepcut", 0, 0.8, 2.0)
+    text = write_markdown_doc([tmp_path / "runs"], tmp_path / "docs" / "x.md", "# Title", "Notes.\n")
+    assert text == (tmp_path / "docs" / "x.md").read_text()
+    assert text.startswith("# Title\n\n| dataset") and text.endswith("Notes.\n") and "| deepcut" in text

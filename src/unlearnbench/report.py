@@ -242,6 +242,16 @@ def write_report(
     return table, failures
 
 
+def write_markdown_doc(paths: Sequence[str | Path], doc: str | Path, header: str, notes: str = "") -> str:
+    """A document (e.g. under docs/) holding the report table of ``paths`` between a header and notes."""
+    table, failures = write_report(paths, Path(paths[0]), plots=False)
+    text = header.rstrip() + "\n\n" + table.to_markdown(index=False) + "\n" + notes
+    text += "".join(f"\nFailed: {f['run_dir']}: {f['type']}: {f['message']}\n" for f in failures)
+    Path(doc).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(doc, text)
+    return text
+
+
 class SweepReportCallback(Callback):
     """Hydra callback: at the end of every ``-m`` sweep, write and print its report."""
 
