@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +72,7 @@ class RunContext:
         return build_pretrained(self.cfg.model, self.data.num_labels, len(self.data.tokenizer))
 
     def _recipe(self) -> MethodParams:
-        return FineTune.parse_params(
-            {"name": "train", **OmegaConf.to_container(self.cfg.train, resolve=True)}
-        )
+        return train_recipe(self.cfg)
 
     def _model_spec(self) -> dict[str, Any]:
         """Everything a trained model depends on, for its cache key."""
@@ -120,8 +118,7 @@ class RunContext:
     def reference_params(self) -> MethodParams:
         """The parameters ``method=retrain`` gets (conf/method/retrain.yaml: the ``train.*`` recipe),
         so that the evaluation's reference is the cache entry a ``retrain`` run trains or reads."""
-        train = OmegaConf.to_container(self.cfg.train, resolve=True)
-        return get_method("retrain").parse_params({"name": "retrain", **train})
+        return replace(train_recipe(self.cfg), name="retrain")
 
     def reference_entry_dir(self) -> tuple[str, Path]:
         """Cache key and entry dir of the retrained reference (which may not be trained yet)."""
@@ -130,6 +127,11 @@ class RunContext:
     def reference_retrained(self) -> CacheEntry:
         """The retrained reference model of this forget set (trained now if it is not in the cache)."""
         return self.retrained(self.reference_params())
+
+
+def train_recipe(cfg: DictConfig) -> MethodParams:
+    """The ``train.*`` recipe that fine-tunes the original (and, by default, the retrained) model."""
+    return FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -150,7 +152,7 @@ def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, Unle
     """Everything that can fail on bad input, done before any training."""
     method_cls = get_method(cfg.method.name)
     params = method_cls.parse_params(cfg.method)
-    FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
+    train_recipe(cfg)
     EvalOptions.from_cfg(OmegaConf.to_container(cfg.eval, resolve=True))
     check_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model)
