@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,8 +52,10 @@ def test_summary_over_seeds_and_ratio_to_retrain(tmp_path, capsys) -> None:
     assert main([str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "92.0 ± 2.8" in printed and "FAILED" in printed
-    rows = (tmp_path / "results.csv").read_text().splitlines()
-    assert len(rows) == 3 and json.loads(json.dumps(rows))  # header + two methods
+    on_disk = pd.read_csv(tmp_path / "results.csv").set_index("method")  # one row per method
+    assert list(on_disk.index) == ["retrain", "deepcut"]
+    assert on_disk.loc["deepcut", "ratio_to_retrain_mean"] == pytest.approx(0.1)
+    assert on_disk.loc["retrain", "test_f1_macro_mean"] == pytest.approx(0.92)
 
 
 def test_a_hyper_parameter_sweep_gets_one_row_per_setting(tmp_path) -> None:

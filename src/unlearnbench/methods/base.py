@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.evaluation import classification_metrics, predict
+from unlearnbench.evaluation import evaluate
 from unlearnbench.trainer import FitStats
 
 if TYPE_CHECKING:
@@ -135,21 +135,19 @@ class StopOnForgetMetric(Callback):
         self.data, self.params = data, params
         self.history: list[dict[str, float]] = []
 
-    def _f1(self, model: PreTrainedModel, split: str) -> dict[str, float]:
-        pred = predict(model, self.data.eval_loader(split))
-        return classification_metrics(pred.labels, pred.preds)
-
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.global_step % self.params.every_n_steps:
             return
-        forget = self._f1(pl_module.model, "forget")
+        splits = ["forget", "val"] if self.params.rule == "forget_f1_below_val" else ["forget"]
+        scores = evaluate(pl_module.model, self.data, splits)
+        forget = scores["forget"]
         point = {
             "step": trainer.global_step,
             "forget_f1": forget["f1_macro"],
             "forget_accuracy": forget["accuracy"],
         }
         if self.params.rule == "forget_f1_below_val":
-            point["val_f1"] = self._f1(pl_module.model, "val")["f1_macro"]
+            point["val_f1"] = scores["val"]["f1_macro"]
             stop = point["forget_f1"] <= point["val_f1"]
         else:
             stop = point["forget_accuracy"] <= float(self.params.threshold)
