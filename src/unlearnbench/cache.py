@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from filelock import FileLock
 from transformers import PreTrainedModel
 
+from unlearnbench.distributed import barrier, broadcast, is_main_process
 from unlearnbench.io import atomic_write_json, stable_hash
 from unlearnbench.models import load_saved, save_model
 
@@ -52,23 +54,35 @@ class ModelCache:
         ``train`` returns the model and metadata (e.g. its wall time), which later hits read back.
         """
         key, final = self.entry_dir(kind, spec)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(final) + ".lock"):
-            if (final / "meta.json").exists():
+        main = is_main_process()
+        if main:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        # Under DDP all ranks train together, so they must agree on hit or miss; rank 0 alone holds
+        # the lock (other jobs wait on it) and writes the entry.
+        with FileLock(str(final) + ".lock") if main else nullcontext():
+            hit = broadcast((final / "meta.json").exists() if main else None)
+            if hit:
                 meta = json.loads((final / "meta.json").read_text())
                 log.info("cache hit: %s model %s", kind, key)
                 return CacheEntry(load_saved(final), key, final, meta, hit=True)
-            if final.exists():  # a crash left a partial entry behind; meta.json is written last
-                shutil.rmtree(final)
-            log.info("cache miss: training %s model %s", kind, key)
-            work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{kind}-{key}."))
+            work_dir = None
+            if main:
+                if final.exists():  # a crash left a partial entry behind; meta.json is written last
+                    shutil.rmtree(final)
+                log.info("cache miss: training %s model %s", kind, key)
+                work_dir = tempfile.mkdtemp(dir=final.parent, prefix=f".{kind}-{key}.")
+            work = Path(broadcast(work_dir))
             try:
                 model, meta = train(work)
-                save_model(model, work)
+                barrier()  # every rank is done with the work dir before it moves
                 meta = {**meta, "kind": kind, "key": key, "spec": spec, "created": time.time()}
-                atomic_write_json(work / "meta.json", meta)
-                work.replace(final)
+                if main:
+                    save_model(model, work)
+                    atomic_write_json(work / "meta.json", meta)
+                    work.replace(final)
             except BaseException:
-                shutil.rmtree(work, ignore_errors=True)
+                if main:
+                    shutil.rmtree(work, ignore_errors=True)
                 raise
+            barrier()  # the entry exists for every rank from here on
             return CacheEntry(model, key, final, meta, hit=False)

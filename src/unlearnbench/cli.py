@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import hydra
@@ -18,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from unlearnbench.distributed import is_main_process
 from unlearnbench.errors import UnlearnbenchError
 from unlearnbench.io import atomic_write_json
 from unlearnbench.pipeline import is_complete, run_experiment
@@ -25,6 +27,10 @@ from unlearnbench.pipeline import is_complete, run_experiment
 log = logging.getLogger("unlearnbench")
 CONF_DIR = os.environ.get("UNLEARNBENCH_CONF_DIR") or str(Path(__file__).resolve().parents[2] / "conf")
 ERROR_FILE = "error.json"
+
+# conf/hydra/launcher/submitit_slurm.yaml is complete on its own (every key, and _target_); Hydra 1.3
+# also validates it against the plugin's schema of the same name and warns that this will go away.
+warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema with the same name.*")
 
 # A sweep job's dir is named by its overrides; a sweep with none still needs a name.
 OmegaConf.register_new_resolver("ub_subdir", lambda overrides: overrides or "default", replace=True)
@@ -40,14 +46,17 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
     if multirun and cfg.get("resume", True) and is_complete(run_dir):
         log.info("skip (done): %s", run_dir)
         return
-    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    main = is_main_process()  # a DDP job started by Slurm or torchrun runs this once per rank
+    if main:
+        (run_dir / ERROR_FILE).unlink(missing_ok=True)
     try:
         run_experiment(cfg, run_dir)
     except Exception as exc:
-        atomic_write_json(
-            run_dir / ERROR_FILE,
-            {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()},
-        )
+        if main:
+            atomic_write_json(
+                run_dir / ERROR_FILE,
+                {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()},
+            )
         if multirun:  # the other jobs of the sweep go on; the report lists this one
             log.error("job failed (%s: %s); details in %s", type(exc).__name__, exc, run_dir / ERROR_FILE)
             return

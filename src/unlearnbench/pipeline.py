@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from unlearnbench.cache import CacheEntry, ModelCache
 from unlearnbench.data import UnlearnDataModule
+from unlearnbench.distributed import is_main_process, launch, needs_launch, process_group, process_info
 from unlearnbench.evaluation.cost import PeakMemory
 from unlearnbench.evaluation.run import EvalOptions, evaluate_run, json_ready
 from unlearnbench.io import atomic_write_json, package_versions, stable_hash
@@ -42,6 +43,7 @@ class RunContext:
     cache: ModelCache
     run_dir: Path
     _original: CacheEntry | None = field(default=None, repr=False)
+    _reference: CacheEntry | None = field(default=None, repr=False)
 
     @property
     def seed(self) -> int:
@@ -76,12 +78,16 @@ class RunContext:
 
     def _model_spec(self) -> dict[str, Any]:
         """Everything a trained model depends on, for its cache key."""
-        return {
+        spec = {
             "data": OmegaConf.to_container(self.cfg.data, resolve=True),
             "model": OmegaConf.to_container(self.cfg.model, resolve=True),
             "seed": self.seed,
             "precision": str(self.cfg.trainer.get("precision")),
         }
+        world = process_info().world_size
+        if world > 1:  # DDP: batch sizes are per process, so the model differs (keys of 1-process runs stay)
+            spec["processes"] = world
+        return spec
 
     def _train_from_pretrained(self, split: str, params: MethodParams, log_dir: Path):
         with PeakMemory() as memory:
@@ -125,8 +131,12 @@ class RunContext:
         return self.cache.entry_dir("retrain", self._retrain_spec(self.reference_params()))
 
     def reference_retrained(self) -> CacheEntry:
-        """The retrained reference model of this forget set (trained now if it is not in the cache)."""
-        return self.retrained(self.reference_params())
+        """The retrained reference model of this forget set (trained now if it is not in the cache).
+
+        Kept once got: under DDP all ranks get it together, then rank 0 alone evaluates with it."""
+        if self._reference is None:
+            self._reference = self.retrained(self.reference_params())
+        return self._reference
 
 
 def train_recipe(cfg: DictConfig) -> MethodParams:
@@ -170,14 +180,32 @@ def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, Unle
 
 
 def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Run one (data, model, method, forget set, seed) point and write results.json in ``run_dir``."""
-    t_start = time.perf_counter()
+    """Run one (data, model, method, forget set, seed) point and write results.json in ``run_dir``.
+
+    With ``trainer=ddp`` on one machine this spawns the DDP ranks and returns rank 0's results; in
+    a rank (spawned, torchrun or Slurm), it runs the rank's part: ranks > 0 return ``{}``."""
     run_dir = Path(run_dir)
+    if needs_launch(cfg):
+        prepare(cfg)  # bad input fails here, once, before any process starts
+        launch(_run_rank, cfg, str(run_dir))
+        return json.loads((run_dir / RESULTS_FILE).read_text())
+    with process_group(cfg):
+        return _run(cfg, run_dir)
+
+
+def _run_rank(cfg: dict[str, Any], run_dir: str) -> None:
+    run_experiment(OmegaConf.create(cfg), run_dir)
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    main = is_main_process()
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     method_cls, params, data = prepare(cfg)
-    atomic_write_json(run_dir / "forget_ids.json", data.sample_ids("forget"))
+    if main:
+        atomic_write_json(run_dir / "forget_ids.json", data.sample_ids("forget"))
     ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
 
     original = ctx.original()
@@ -189,6 +217,11 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     )
     with PeakMemory() as memory:
         outcome = method_cls.run(ctx, params)
+    if process_info().world_size > 1:
+        if cfg.eval.reference:
+            ctx.reference_retrained()  # trained by all ranks together if missing; evaluated by rank 0
+        if not main:
+            return {}
     t_eval = time.perf_counter()
     evaluation = evaluate_run(ctx, outcome, run_dir, memory.as_dict())
     eval_seconds = time.perf_counter() - t_eval

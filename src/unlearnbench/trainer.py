@@ -15,6 +15,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
+from unlearnbench.distributed import all_reduce_sum, cluster_environment, process_info
+
 # Lightning's start-up chatter (hardware lines, tips) and warnings that do not apply to short
 # unlearning runs would bury the one summary line per job.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
@@ -24,6 +26,7 @@ for _pattern in (
     r".*smaller than the logging interval.*",
     r".*does not have many workers.*",
     r".*in eval mode at the start of training.*",
+    r".*The `srun` command is available on your system but is not used.*",  # local runs on a Slurm host
 ):
     warnings.filterwarnings("ignore", message=_pattern)
 
@@ -46,6 +49,9 @@ def build_trainer(
     callbacks: Sequence[Callback] = (),
 ) -> L.Trainer:
     logger = False
+    # Under DDP, Lightning must use the environment that started the ranks (Slurm or torchrun-style),
+    # not guess: a spawned job inside a one-task Slurm allocation would look like Slurm otherwise.
+    env = cluster_environment() if process_info().world_size > 1 else None
     if logger_cfg:
         logger = instantiate(dict(logger_cfg), save_dir=str(log_dir), _convert_="all")
     return L.Trainer(
@@ -54,6 +60,7 @@ def build_trainer(
         max_steps=max_steps,
         logger=logger,
         callbacks=list(callbacks),
+        plugins=[env] if env is not None else None,
         default_root_dir=str(log_dir),
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -70,6 +77,6 @@ def timed_fit(module: L.LightningModule, loader: DataLoader, trainer: L.Trainer)
     return FitStats(
         seconds=seconds,
         steps=int(trainer.global_step),
-        samples=int(getattr(module, "samples_seen", 0)),
+        samples=all_reduce_sum(int(getattr(module, "samples_seen", 0))),  # over all DDP ranks
         stopped_early=bool(trainer.should_stop and trainer.global_step < trainer.estimated_stepping_batches),
     )

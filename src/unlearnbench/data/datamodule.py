@@ -20,14 +20,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unlearnbench.data.sources import TextDataset, load_source
 from unlearnbench.data.splits import Splits, make_splits
+from unlearnbench.distributed import process_info
 from unlearnbench.errors import ConfigError
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size) of the current process group, (0, 1) outside DDP."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 class TokenizedSubset(Dataset):
@@ -92,8 +86,8 @@ class ForgetRetainBatchSampler(Sampler[list[int]]):
 
     One epoch passes once over the forget set. With ``stratified``, B_r first takes
     ``min_per_class`` samples of every class present in B_f (so a forget anchor always has
-    same-class retain samples), then fills up at random. Under DDP each rank takes every
-    world-th step and all ranks take the same number of steps.
+    same-class retain samples), then fills up at random. Under DDP each rank passes over its own
+    share of the forget set (batch sizes are per rank) and all ranks take the same number of steps.
     """
 
     def __init__(
@@ -115,9 +109,9 @@ class ForgetRetainBatchSampler(Sampler[list[int]]):
         self.forget_labels, self.retain_labels = np.asarray(forget_labels), np.asarray(retain_labels)
         self.forget_batch_size, self.retain_batch_size = forget_batch_size, retain_batch_size
         self.stratified, self.min_per_class, self.seed, self.epoch = stratified, min_per_class, seed, 0
-        default_rank, default_world = dist_info()
-        self.rank = default_rank if rank is None else rank
-        self.world_size = default_world if world_size is None else world_size
+        here = process_info()
+        self.rank = here.rank if rank is None else rank
+        self.world_size = here.world_size if world_size is None else world_size
         self.by_class = {c: np.flatnonzero(self.retain_labels == c) for c in np.unique(self.retain_labels)}
 
     def set_epoch(self, epoch: int) -> None:
@@ -126,6 +120,11 @@ class ForgetRetainBatchSampler(Sampler[list[int]]):
     def _plan(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch, 104729])
         order = rng.permutation(len(self.forget_labels))
+        if self.world_size > 1:
+            # As DistributedSampler: each rank takes its own share of the forget set (wrapped around
+            # to equal length, so every rank takes the same number of steps) and its own retain draws.
+            order = np.resize(order, self._share() * self.world_size)[self.rank :: self.world_size]
+            rng = np.random.default_rng([self.seed, self.epoch, 104729, self.rank + 1])
         offset, n_retain = len(self.forget_labels), len(self.retain_labels)
         steps = []
         for start in range(0, len(order), self.forget_batch_size):
@@ -133,6 +132,9 @@ class ForgetRetainBatchSampler(Sampler[list[int]]):
             r_pos = self._retain_batch(rng, self.forget_labels[f_pos], n_retain)
             steps.append([int(p) for p in f_pos] + [int(offset + p) for p in r_pos])
         return steps
+
+    def _share(self) -> int:
+        return -(-len(self.forget_labels) // self.world_size)
 
     def _retain_batch(self, rng: np.random.Generator, forget_labels: np.ndarray, n_retain: int) -> np.ndarray:
         size = min(self.retain_batch_size, n_retain)
@@ -153,14 +155,10 @@ class ForgetRetainBatchSampler(Sampler[list[int]]):
         return np.asarray(chosen, dtype=np.int64)
 
     def __iter__(self) -> Iterator[list[int]]:
-        steps = self._plan()
-        total = len(self) * self.world_size  # pad by wrapping around so every rank takes the same steps
-        padded = [steps[i % len(steps)] for i in range(total)]
-        yield from padded[self.rank :: self.world_size]
+        yield from self._plan()
 
     def __len__(self) -> int:
-        steps = -(-len(self.forget_labels) // self.forget_batch_size)
-        return -(-steps // self.world_size)
+        return -(-self._share() // self.forget_batch_size)
 
 
 class UnlearnDataModule(L.LightningDataModule):
@@ -240,10 +238,10 @@ class UnlearnDataModule(L.LightningDataModule):
         if batch_size < 1:
             raise ConfigError("batch_size", batch_size, "a positive integer")
         dataset = TokenizedSubset(self.input_ids, self.data.labels, np.asarray(indices, dtype=np.int64))
-        rank, world = dist_info()
-        if world > 1:
+        here = process_info()
+        if here.world_size > 1:
             sampler: Sampler = torch.utils.data.DistributedSampler(
-                dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed
+                dataset, num_replicas=here.world_size, rank=here.rank, shuffle=True, seed=seed
             )
         else:
             sampler = torch.utils.data.RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))

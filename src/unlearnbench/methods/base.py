@@ -138,23 +138,29 @@ class StopOnForgetMetric(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.global_step % self.params.every_n_steps:
             return
+        # Under DDP the weights are the same on every rank: rank 0 evaluates, all ranks follow it.
+        point = self._check(trainer.global_step, pl_module) if trainer.is_global_zero else None
+        point = trainer.strategy.broadcast(point, src=0)
+        self.history.append(point)
+        pl_module.log_dict({f"stop/{k}": float(v) for k, v in point.items() if k not in ("step", "stop")})
+        if point["stop"]:
+            trainer.should_stop = True
+
+    def _check(self, step: int, pl_module: L.LightningModule) -> dict[str, Any]:
         splits = ["forget", "val"] if self.params.rule == "forget_f1_below_val" else ["forget"]
         scores = evaluate(pl_module.model, self.data, splits)
         forget = scores["forget"]
-        point = {
-            "step": trainer.global_step,
+        point: dict[str, Any] = {
+            "step": step,
             "forget_f1": forget["f1_macro"],
             "forget_accuracy": forget["accuracy"],
         }
         if self.params.rule == "forget_f1_below_val":
             point["val_f1"] = scores["val"]["f1_macro"]
-            stop = point["forget_f1"] <= point["val_f1"]
+            point["stop"] = point["forget_f1"] <= point["val_f1"]
         else:
-            stop = point["forget_accuracy"] <= float(self.params.threshold)
-        self.history.append(point)
-        pl_module.log_dict({f"stop/{k}": float(v) for k, v in point.items() if k != "step"})
-        if stop:
-            trainer.should_stop = True
+            point["stop"] = point["forget_accuracy"] <= float(self.params.threshold)
+        return point
 
 
 class UnlearningMethod(L.LightningModule):
