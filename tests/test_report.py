@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from unlearnbench.io import atomic_write_json
-from unlearnbench.report import load_runs, main, summarize
+from unlearnbench.report import load_runs, main, summarize, write_report
 
 
 def fake_run(
@@ -184,3 +186,47 @@ def test_markdown_doc_holds_header_table_and_notes(tmp_path) -> None:
     text = write_markdown_doc([tmp_path / "runs"], tmp_path / "docs" / "x.md", "# Title", "Notes.\n")
     assert text == (tmp_path / "docs" / "x.md").read_text()
     assert text.startswith("# Title\n\n| dataset") and text.endswith("Notes.\n") and "| deepcut" in text
+
+
+def test_best_cell_per_column_is_bold_among_unlearning_methods(tmp_path) -> None:
+    for seed in (0, 1):
+        fake_run(tmp_path, "original", seed, 0.99, 0.0)  # best test F1, but a yardstick: not ranked
+        fake_run(tmp_path, "retrain", seed, 0.95, 100.0)
+        fake_run(tmp_path, "finetune", seed, 0.90, 50.0)
+        fake_run(tmp_path, "deepcut", seed, 0.93, 10.0)
+    write_report([tmp_path], tmp_path, plots=False)
+    rows = {
+        line.split("|")[3].strip(): line
+        for line in (tmp_path / "results.md").read_text().splitlines()
+        if line.startswith("| bbc")
+    }
+    assert "**93.0 ± 0.0**" in rows["deepcut"] and "**10.0 ± 0.0**" in rows["deepcut"]  # test F1, seconds
+    assert "**" not in rows["original"] and "**" not in rows["retrain"]
+    assert "**90.0" not in rows["finetune"]
+    tex = (tmp_path / "results.tex").read_text()
+    assert r"\textbf{93.0 $\pm$ 0.0}" in tex and r"\textbf{90.0" not in tex
+
+
+def test_a_killed_job_is_listed_as_incomplete(tmp_path) -> None:
+    fake_run(tmp_path, "deepcut", 0, 0.9, 1.0)
+    killed = tmp_path / "method=finetune"
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / ".hydra" / "config.yaml").write_text("seed: 0\n")  # started, then SIGKILLed
+    frame, failures = load_runs([tmp_path])
+    assert len(frame) == 1
+    assert [(f["run_dir"], f["type"]) for f in failures] == [(str(killed), "Incomplete")]
+
+
+def test_a_thousand_runs_report_in_seconds(tmp_path) -> None:
+    methods = ["original", "retrain", "finetune", "gradient_ascent", "deepcut"]
+    rng = np.random.default_rng(0)
+    for i in range(1000):
+        fake_run(
+            tmp_path / "sweep", methods[i % 5], i // 5, float(rng.uniform(0.5, 1)), float(rng.uniform(1, 9))
+        )
+    start = time.perf_counter()
+    write_report([tmp_path / "sweep"], tmp_path / "out", plots=True)
+    seconds = time.perf_counter() - start
+    summary = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert summary.seeds.tolist() == [200] * 5
+    assert seconds < 15, f"report of 1,000 runs took {seconds:.1f} s"

@@ -38,6 +38,7 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"no such run or sweep dir: {root}")
         for name in ("results.json", "error.json"):
             found.update(p.parent for p in root.rglob(name))
+        found.update(p.parent.parent for p in root.rglob(".hydra/config.yaml"))  # every job's dir
     return sorted(found)
 
 
@@ -118,7 +119,7 @@ def _variants(frame: pd.DataFrame) -> list[str]:
 
 
 def load_runs(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """One row per finished run, and the failed runs (their error.json and dir)."""
+    """One row per finished run, and the failed runs (their error.json and dir, or "Incomplete")."""
     rows, failures = [], []
     for run_dir in find_run_dirs(paths):
         results_file, error_file = run_dir / "results.json", run_dir / "error.json"
@@ -129,6 +130,16 @@ def load_runs(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[dict[str,
             except (ValueError, KeyError) as exc:
                 failures.append({"run_dir": str(run_dir), "type": "BadResults", "message": str(exc)})
                 continue
+        if not error_file.exists():  # the job started and never finished: killed, out of memory, or running
+            failures.append(
+                {
+                    "run_dir": str(run_dir),
+                    "type": "Incomplete",
+                    "message": "no results.json or error.json "
+                    "(killed, out of memory, timed out, or still running); rerun the sweep to resume it",
+                }
+            )
+            continue
         error = json.loads(error_file.read_text())
         failures.append({"run_dir": str(run_dir), "type": error.get("type"), "message": error.get("message")})
     frame = pd.DataFrame(rows)
@@ -217,6 +228,57 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# Columns with a better direction, and the summary column that decides it. Forget-set scores and MIA
+# have none of their own: close to the retrained model is what counts, which the gap and JS measure.
+BEST = {
+    "retain acc": ("retain_accuracy_mean", max),
+    "retain F1": ("retain_f1_macro_mean", max),
+    "test acc": ("test_accuracy_mean", max),
+    "test F1": ("test_f1_macro_mean", max),
+    "gap F1 forget": ("forget_f1_gap_mean", min),
+    "JS forget": ("ref_forget_js_mean", min),
+    "unlearn s": ("unlearn_seconds_mean", min),
+    "× retrain": ("ratio_to_retrain_mean", min),
+}
+REFERENCE_METHODS = ("original", "retrain")  # the yardsticks, not candidates for "best"
+
+
+def best_cells(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """True where a cell holds the best mean of its column among the unlearning methods of its
+    dataset x forget group (ties all marked); the original and retrained models are not ranked."""
+    best = pd.DataFrame(False, index=table.index, columns=table.columns)
+    candidates = ~summary.method.isin(REFERENCE_METHODS).to_numpy()
+    for _, rows in summary.groupby(["dataset", "model", "forget"], sort=False):
+        positions = [summary.index.get_loc(i) for i in rows.index]
+        positions = [p for p in positions if candidates[p]]
+        for column, (source, pick) in BEST.items():
+            if column not in table or source not in summary:
+                continue
+            values = summary[source].iloc[positions].dropna()
+            if len(values) < 2:
+                continue
+            target = pick(values.round(4))
+            for p, v in zip(positions, summary[source].iloc[positions], strict=True):
+                if pd.notna(v) and round(v, 4) == target:
+                    best.iloc[p, table.columns.get_loc(column)] = True
+    return best
+
+
+def _latex_escape(text: str) -> str:
+    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        text = text.replace(char, repl)
+    return text.replace("±", r"$\pm$").replace("×", r"$\times$")
+
+
+def render(table: pd.DataFrame, best: pd.DataFrame) -> tuple[str, str]:
+    """The table as markdown and as LaTeX, the best cells in bold."""
+    md = table.astype(str).mask(best, "**" + table.astype(str) + "**")
+    tex = table.astype(str).map(_latex_escape)
+    tex = tex.mask(best, r"\textbf{" + tex + "}")
+    tex.columns = [_latex_escape(c) for c in tex.columns]
+    return md.to_markdown(index=False), tex.to_latex(index=False, escape=False)
+
+
 def write_report(
     paths: Sequence[str | Path], out_dir: str | Path, plots: bool = True
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -225,17 +287,18 @@ def write_report(
     if frame.empty:
         log.warning("no finished runs under %s", ", ".join(map(str, paths)))
         return pd.DataFrame(), failures
-    summary = summarize(frame)
+    summary = summarize(frame).reset_index(drop=True)
     table = display_table(summary)
     atomic_write_text(out_dir / "results.csv", summary.to_csv(index=False))
     atomic_write_text(out_dir / "runs.csv", frame.to_csv(index=False))
-    markdown = table.to_markdown(index=False)
+    markdown, latex = render(table, best_cells(table, summary))
+    markdown += "\n\nBold: the best unlearning method of its dataset x forget group in that column."
     if failures:
         markdown += "\n\nFailed runs:\n" + "\n".join(
             f"- {f['run_dir']}: {f['type']}: {f['message']}" for f in failures
         )
     atomic_write_text(out_dir / "results.md", markdown + "\n")
-    atomic_write_text(out_dir / "results.tex", table.to_latex(index=False, escape=True))
+    atomic_write_text(out_dir / "results.tex", latex)
     if plots:
         for path in write_plots(frame, summary, out_dir, METHOD_ORDER):
             log.info("figure: %s", path)
