@@ -308,15 +308,18 @@ def hub_offline_reason(timeout: float = HUB_PROBE_SECONDS) -> str | None:
     return None
 
 
-def offline_error(hub_name: str, reason: str, detail: str = "") -> DataError:
+def offline_error(hub_name: str, reason: str, cache_tried: bool, detail: str = "") -> DataError:
+    """The error of a hub dataset named on an offline machine: why, and what works instead."""
     from unlearnbench.data.embedded import EMBEDDED
 
     embedded = ", ".join(f"data={n}" for n in EMBEDDED)
-    tail = f" ({detail})" if detail else ""
+    if cache_tried:
+        where = f" and it is not in the local Hugging Face cache ({detail})" if detail else ""
+    else:
+        where = " (HF_DATASETS_OFFLINE=1 reads a copy from the local Hugging Face cache, if there is one)"
     return DataError(
-        f"cannot load Hugging Face dataset '{hub_name}': this machine is offline ({reason}) and it is "
-        f"not in the local Hugging Face cache{tail}. Datasets that work offline: {embedded}, "
-        "or data=local data.path=<your file>"
+        f"cannot load Hugging Face dataset '{hub_name}': this machine is offline ({reason}){where}. "
+        f"Datasets that work offline: {embedded}, or data=local data.path=<your file>"
     )
 
 
@@ -331,7 +334,7 @@ def load_hf(cfg: Mapping[str, Any]) -> Dataset:
     by_env = reason is not None and "is set" in reason
     if reason is not None and not by_env:
         # Not offline by configuration: `datasets` would retry the hub for tens of seconds.
-        raise offline_error(hub_name, reason)
+        raise offline_error(hub_name, reason, cache_tried=False)
     import datasets
 
     try:
@@ -340,7 +343,7 @@ def load_hf(cfg: Mapping[str, Any]) -> Dataset:
         )
     except Exception as exc:
         if by_env:
-            raise offline_error(hub_name, reason, f"{type(exc).__name__}") from exc
+            raise offline_error(hub_name, reason, cache_tried=True, detail=type(exc).__name__) from exc
         raise DataError(f"cannot load Hugging Face dataset '{hub_name}': {exc}") from exc
     name = cfg.get("name", hub_name)
     if cfg.get("task") == "token_classification":
