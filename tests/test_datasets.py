@@ -4,6 +4,7 @@ its own column names runs through the pipeline's data module, hub datasets fail 
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -237,3 +238,20 @@ def test_data_cli_info_prints_sizes_classes_lengths_and_splits(tmp_path) -> None
     assert "classes (3)" in tweets and "negative" in tweets
     bad = data_cli("info", "data=sst2", cache=tmp_path)
     assert bad.returncode == 2 and "offline" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_token_data_from_a_local_file_and_a_hub_builder(tmp_path) -> None:
+    path = tmp_path / "ner.jsonl"
+    rows = [
+        {"tokens": ["Ada", "Lovelace", "wrote"], "tags": ["B-person", "I-person", "O"]},
+        {"tokens": ["in", "London"], "tags": ["O", "B-place"]},
+        {"tokens": [], "tags": []},  # a document break, as in CoNLL files: dropped
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    cfg = {"task": "token_classification", "tokens_column": "tokens", "tags_column": "tags"}
+    local = load_source({**cfg, "source": "local", "name": "ner", "path": str(path)})
+    hub = load_source({**cfg, "source": "hf", "name": "ner", "hub_name": "json", "data_files": str(path)})
+    for data in (local, hub):
+        assert isinstance(data, TokenDataset) and len(data) == 2
+        assert data.label_names == ["O", "B-person", "I-person", "B-place", "I-place"]
+        assert [t.tolist() for t in data.tags] == [[1, 2, 0], [0, 3]]
