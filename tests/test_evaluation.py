@@ -46,7 +46,13 @@ def binary(p_label: list[float], start: int = 0) -> Predictions:
 # ---------------------------------------------------------------------- classification
 def test_perfect_and_constant_predictors() -> None:
     y = np.array([0, 0, 1, 1, 2, 2])
-    assert classification_metrics(y, y) == {"accuracy": 1.0, "f1_macro": 1.0, "f1_micro": 1.0, "n": 6}
+    assert classification_metrics(y, y) == {
+        "accuracy": 1.0,
+        "f1": 1.0,
+        "f1_macro": 1.0,
+        "f1_micro": 1.0,
+        "n": 6,
+    }
     constant = classification_metrics(y, np.zeros(6, dtype=int))
     # class 0: precision 2/6, recall 1 -> F1 1/2; classes 1, 2: F1 0
     assert constant["accuracy"] == pytest.approx(1 / 3)

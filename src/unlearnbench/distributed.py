@@ -14,6 +14,7 @@ cache hits and misses before any training; Lightning then finds it initialised a
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -117,23 +118,31 @@ def _backend(cfg: DictConfig) -> str:
 
 @contextmanager
 def process_group(cfg: DictConfig) -> Iterator[ClusterEnvironment | None]:
-    """Join the process group of a DDP job (no-op for a single process) and leave it at the end."""
+    """Join the process group of a DDP job (no-op for a single process) for one run.
+
+    The group stays up after the run: a rank may run several experiments (as the tests do), and
+    re-creating the group on the same port races with the last one's teardown. It ends with the
+    process (or :func:`launch`'s worker)."""
     env = cluster_environment()
-    if env is None or (dist.is_available() and dist.is_initialized()):
+    if env is None:
         yield env
         return
-    check_world(cfg, env)
-    os.environ["MASTER_ADDR"] = env.main_address
-    os.environ["MASTER_PORT"] = str(env.main_port)
-    backend = _backend(cfg)
-    if backend == "nccl":
-        torch.cuda.set_device(env.local_rank())
-    dist.init_process_group(backend, rank=env.global_rank(), world_size=env.world_size())
-    log.info("rank %d of %d joined (%s)", env.global_rank(), env.world_size(), backend)
-    try:
-        yield env
-        dist.barrier()  # nobody leaves while rank 0 still writes (or trains a model the others wait on)
-    finally:
+    if not dist.is_initialized():
+        check_world(cfg, env)
+        os.environ["MASTER_ADDR"] = env.main_address
+        os.environ["MASTER_PORT"] = str(env.main_port)
+        backend = _backend(cfg)
+        if backend == "nccl":
+            torch.cuda.set_device(env.local_rank())
+        dist.init_process_group(backend, rank=env.global_rank(), world_size=env.world_size())
+        atexit.register(_leave_group)
+        log.info("rank %d of %d joined (%s)", env.global_rank(), env.world_size(), backend)
+    yield env
+    dist.barrier()  # nobody leaves while rank 0 still writes (or trains a model the others wait on)
+
+
+def _leave_group() -> None:
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -184,7 +193,10 @@ def _worker(
         level=logging.INFO if local_rank == 0 else logging.WARNING,
         format=f"[rank {local_rank}] %(asctime)s %(name)s %(levelname)s - %(message)s",
     )
-    fn(*args)
+    try:
+        fn(*args)
+    finally:
+        _leave_group()
 
 
 def launch(fn: Callable[..., Any], cfg: DictConfig, *args: Any) -> None:

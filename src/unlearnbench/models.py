@@ -9,12 +9,24 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BertConfig,
+    PreTrainedModel,
+)
 
 from unlearnbench.data.sources import package_dir
 from unlearnbench.errors import ConfigError, UnlearnbenchError
 
 MODEL_SOURCES = ("embedded", "hub", "random")
+# The head each data task needs: one label per text, or one per token.
+HEADS = {
+    "sequence_classification": AutoModelForSequenceClassification,
+    "token_classification": AutoModelForTokenClassification,
+}
 transformers.logging.set_verbosity_error()  # the "newly initialised classifier" report is expected
 transformers.logging.disable_progress_bar()
 
@@ -61,18 +73,41 @@ def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
         raise UnlearnbenchError(f"cannot load tokenizer '{location}': {exc}") from exc
 
 
-def build_pretrained(cfg: Mapping[str, Any], num_labels: int, vocab_size: int) -> PreTrainedModel:
-    """The starting point of fine-tuning: pretrained weights plus a fresh classification head."""
+def _head(task: str):
+    if task not in HEADS:
+        raise ConfigError("data.task", task, f"one of {', '.join(HEADS)}")
+    return HEADS[task]
+
+
+def build_pretrained(
+    cfg: Mapping[str, Any],
+    num_labels: int,
+    vocab_size: int,
+    task: str = "sequence_classification",
+    label_names: list[str] | None = None,
+) -> PreTrainedModel:
+    """The starting point of fine-tuning: pretrained weights plus a fresh head for ``task``
+    (a classifier on the pooled sequence, or on every token)."""
+    head = _head(task)
+    labels = {}
+    if label_names:
+        labels = {
+            "id2label": dict(enumerate(label_names)),
+            "label2id": {n: i for i, n in enumerate(label_names)},
+        }
     if cfg.get("source") == "random":
         arch = dict(cfg.get("architecture") or {})
-        config = BertConfig(vocab_size=vocab_size, num_labels=num_labels, **arch)
+        config = BertConfig(vocab_size=vocab_size, num_labels=num_labels, **arch, **labels)
         with torch.random.fork_rng():
             torch.manual_seed(int(cfg.get("init_seed", 0)))
-            return AutoModelForSequenceClassification.from_config(config)
+            return head.from_config(config)
     location = _pretrained_location(cfg)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            location, num_labels=num_labels, trust_remote_code=bool(cfg.get("trust_remote_code", False))
+        model = head.from_pretrained(
+            location,
+            num_labels=num_labels,
+            trust_remote_code=bool(cfg.get("trust_remote_code", False)),
+            **labels,
         )
     except OSError as exc:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -82,8 +117,11 @@ def build_pretrained(cfg: Mapping[str, Any], num_labels: int, vocab_size: int) -
 
 
 def load_saved(path: str | Path) -> PreTrainedModel:
-    """A model saved by :func:`save_model` (safetensors, no pickled code)."""
-    return AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
+    """A model saved by :func:`save_model` (safetensors, no pickled code), with the head it was saved with."""
+    architectures = AutoConfig.from_pretrained(str(path)).architectures or []
+    token = any(a.endswith("ForTokenClassification") for a in architectures)
+    head = HEADS["token_classification" if token else "sequence_classification"]
+    return head.from_pretrained(str(path), use_safetensors=True)
 
 
 def save_model(model: PreTrainedModel, path: str | Path) -> None:

@@ -32,6 +32,8 @@ from unlearnbench.trainer import FitStats, build_trainer, timed_fit
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json"
+# Keys of the data config that describe it and do not change a model trained on it (not in cache keys).
+DESCRIPTIVE_DATA_KEYS = ("origin", "licence")
 
 
 @dataclass
@@ -71,15 +73,22 @@ class RunContext:
     def pretrained(self):
         """A fresh copy of the pretrained model with a new head (the start of every fine-tuning)."""
         torch.manual_seed(self.seed)
-        return build_pretrained(self.cfg.model, self.data.num_labels, len(self.data.tokenizer))
+        return build_pretrained(
+            self.cfg.model,
+            self.data.num_labels,
+            len(self.data.tokenizer),
+            task=self.data.task,
+            label_names=list(self.data.data.label_names),
+        )
 
     def _recipe(self) -> MethodParams:
         return train_recipe(self.cfg)
 
     def _model_spec(self) -> dict[str, Any]:
         """Everything a trained model depends on, for its cache key."""
+        data = OmegaConf.to_container(self.cfg.data, resolve=True)
         spec = {
-            "data": OmegaConf.to_container(self.cfg.data, resolve=True),
+            "data": {k: v for k, v in data.items() if k not in DESCRIPTIVE_DATA_KEYS},
             "model": OmegaConf.to_container(self.cfg.model, resolve=True),
             "seed": self.seed,
             "precision": str(self.cfg.trainer.get("precision")),
@@ -257,9 +266,9 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     log.info(
         "[%s] forget F1 %.3f | retain F1 %.3f | test F1 %.3f | unlearn %.1fs | %s",
         params.name,
-        m.get("forget", {}).get("f1_macro", float("nan")),
-        m.get("retain", {}).get("f1_macro", float("nan")),
-        m.get("test", {}).get("f1_macro", float("nan")),
+        m.get("forget", {}).get("f1", float("nan")),
+        m.get("retain", {}).get("f1", float("nan")),
+        m.get("test", {}).get("f1", float("nan")),
         outcome.stats.seconds,
         run_dir,
     )

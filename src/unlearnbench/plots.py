@@ -25,9 +25,9 @@ from sklearn.decomposition import PCA
 log = logging.getLogger(__name__)
 EMBEDDINGS_FILE = "embeddings.npz"
 RATIO_METRICS = [
-    ("forget_f1_macro", "forget F1"),
+    ("forget_f1", "forget F1"),
     ("forget_f1_gap", "forget-F1 gap to retrain"),
-    ("test_f1_macro", "test F1"),
+    ("test_f1", "test F1"),
     ("mia_loss_auc", "MIA AUC (loss attack)"),
 ]
 
@@ -139,7 +139,7 @@ def plot_embeddings(frame: pd.DataFrame, out_dir: Path, methods: list[str]) -> l
 # ---------------------------------------------------------------------- trade-off
 def plot_tradeoff(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """x: forget-F1 gap to retraining (0 = as forgotten as retraining), y: test F1; mean +- std."""
-    needed = {"forget_f1_gap_mean", "test_f1_macro_mean"}
+    needed = {"forget_f1_gap_mean", "test_f1_mean"}
     if not needed <= set(summary.columns):
         return []
     written = []
@@ -152,9 +152,9 @@ def plot_tradeoff(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
             for i, (_, r) in enumerate(part.iterrows()):
                 ax.errorbar(
                     r.forget_f1_gap_mean,
-                    r.test_f1_macro_mean,
+                    r.test_f1_mean,
                     xerr=np.nan_to_num(r.get("forget_f1_gap_std", 0.0)),
-                    yerr=np.nan_to_num(r.get("test_f1_macro_std", 0.0)),
+                    yerr=np.nan_to_num(r.get("test_f1_std", 0.0)),
                     fmt=markers[i % len(markers)],
                     capsize=3,
                     label=_label(r.method, r.variant),

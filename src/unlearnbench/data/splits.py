@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from unlearnbench.data.sources import TextDataset
+from unlearnbench.data.sources import Dataset, TextDataset, TokenDataset
 from unlearnbench.errors import ConfigError, DataError
 
 FORGET_STRATEGIES = ("random", "class", "ids")
@@ -23,7 +23,8 @@ FORGET_STRATEGIES = ("random", "class", "ids")
 
 @dataclass(frozen=True)
 class Splits:
-    """Indices into the :class:`TextDataset`; forget and retain partition train."""
+    """Indices into the dataset (texts, or sentences of a :class:`TokenDataset`); forget and retain
+    partition train."""
 
     train: np.ndarray
     val: np.ndarray
@@ -52,7 +53,7 @@ def _check_fraction(key: str, value: Any, low_open: bool = True) -> float:
 
 
 def make_splits(
-    data: TextDataset, data_cfg: Mapping[str, Any], forget_cfg: Mapping[str, Any], seed: int
+    data: Dataset, data_cfg: Mapping[str, Any], forget_cfg: Mapping[str, Any], seed: int
 ) -> Splits:
     val_f = _check_fraction("data.val_fraction", data_cfg.get("val_fraction", 0.1), low_open=False)
     test_f = _check_fraction("data.test_fraction", data_cfg.get("test_fraction", 0.2))
@@ -108,8 +109,21 @@ def read_id_file(path: str | Path) -> list[str]:
     return ids
 
 
-def select_forget(data: TextDataset, train: np.ndarray, cfg: Mapping[str, Any], seed: int) -> np.ndarray:
-    """Indices (a sorted subset of ``train``) that form D_f under the configured strategy."""
+def _entity_type_members(data: TokenDataset, train: np.ndarray, value: Any) -> np.ndarray:
+    """Training sentences that hold an entity of type ``value`` (``person``, or a tag: ``B-person``)."""
+    kinds = data.entity_types()
+    kind = str(value)[2:] if str(value)[:2] in ("B-", "I-") else str(value)
+    if kind not in kinds:
+        raise ConfigError("forget.class_name", value, f"an entity type of this token dataset: one of {kinds}")
+    tag_ids = {i for i, n in enumerate(data.label_names) if n in (f"B-{kind}", f"I-{kind}")}
+    return np.array([i for i in train if tag_ids.intersection(data.tags[int(i)].tolist())], dtype=np.int64)
+
+
+def select_forget(data: Dataset, train: np.ndarray, cfg: Mapping[str, Any], seed: int) -> np.ndarray:
+    """Indices (a sorted subset of ``train``) that form D_f under the configured strategy.
+
+    Token datasets count sentences: ``random`` draws a share of the training sentences, ``class``
+    takes the sentences that hold an entity of type ``class_name``."""
     strategy = cfg.get("strategy")
     if strategy not in FORGET_STRATEGIES:
         raise ConfigError("forget.strategy", strategy, f"one of {', '.join(FORGET_STRATEGIES)}")
@@ -123,7 +137,8 @@ def select_forget(data: TextDataset, train: np.ndarray, cfg: Mapping[str, Any], 
             )
         forget = rng.choice(train, size=n, replace=False)
     elif strategy == "class":
-        cls = _class_index(data, cfg.get("class_name"))
+        token = isinstance(data, TokenDataset)
+        cls = None if token else _class_index(data, cfg.get("class_name"))
         ratio = cfg.get("ratio", 1.0)
         try:
             ratio = float(ratio)
@@ -133,9 +148,12 @@ def select_forget(data: TextDataset, train: np.ndarray, cfg: Mapping[str, Any], 
             raise ConfigError(
                 "forget.ratio", cfg.get("ratio"), "for strategy=class, the share of the class in (0, 1]"
             )
-        members = train[data.labels[train] == cls]
+        if token:
+            members = _entity_type_members(data, train, cfg.get("class_name"))
+        else:
+            members = train[data.labels[train] == cls]
         if len(members) == 0:
-            raise DataError(f"class '{data.label_names[cls]}' has no training samples")
+            raise DataError(f"class '{cfg.get('class_name')}' has no training samples")
         n = max(1, round(ratio * len(members)))
         forget = members if n == len(members) else rng.choice(members, size=n, replace=False)
     else:

@@ -21,6 +21,8 @@ from unlearnbench.evaluation.metrics import (
     latent_metrics,
     mia_aucs,
     modified_entropy,
+    split_metrics,
+    token_metrics,
 )
 from unlearnbench.evaluation.predictions import Predictions, predict
 
@@ -34,6 +36,8 @@ __all__ = [
     "mia_aucs",
     "modified_entropy",
     "predict",
+    "split_metrics",
+    "token_metrics",
 ]
 
 
@@ -42,5 +46,5 @@ def evaluate(model: torch.nn.Module, data, splits: Iterable[str]) -> dict[str, d
     out = {}
     for split in splits:
         pred = predict(model, data.eval_loader(split))
-        out[split] = classification_metrics(pred.labels, pred.preds)
+        out[split] = split_metrics(pred, data.data.label_names)
     return out

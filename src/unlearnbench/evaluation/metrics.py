@@ -5,6 +5,8 @@ inference, and where samples sit in the latent space.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
@@ -20,7 +22,7 @@ ATTACKS = ("loss", "entropy", "modified_entropy")
 
 # ---------------------------------------------------------------------- classification
 def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 and micro-F1 of one split.
+    """Accuracy, macro-F1 and micro-F1 of one split; ``f1`` (the task's main F1) is macro-F1.
 
     Macro-F1 averages over the classes present in the split's labels: a prediction of another
     class counts against the true class (a false negative) but adds no class of its own, so a
@@ -28,14 +30,75 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, f
     for each of k stray classes predicted.
     """
     if len(labels) == 0:
-        return {"accuracy": NAN, "f1_macro": NAN, "f1_micro": NAN, "n": 0}
+        return {"accuracy": NAN, "f1": NAN, "f1_macro": NAN, "f1_micro": NAN, "n": 0}
     present = np.unique(labels)
+    macro = float(f1_score(labels, preds, labels=present, average="macro", zero_division=0))
     return {
         "accuracy": float(accuracy_score(labels, preds)),
-        "f1_macro": float(f1_score(labels, preds, labels=present, average="macro", zero_division=0)),
+        "f1": macro,
+        "f1_macro": macro,
         "f1_micro": float(f1_score(labels, preds, average="micro", zero_division=0)),
         "n": len(labels),
     }
+
+
+def tag_sequences(pred: Predictions, label_names: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """Gold and predicted tag names of each sentence (rows grouped by dataset index, in word order)."""
+    names = np.asarray(list(label_names), dtype=object)
+    order = np.lexsort((pred.positions, pred.indices))
+    idx, gold, guess = pred.indices[order], names[pred.labels[order]], names[pred.preds[order]]
+    cuts = np.flatnonzero(np.diff(idx)) + 1
+    return [g.tolist() for g in np.split(gold, cuts)], [p.tolist() for p in np.split(guess, cuts)]
+
+
+def token_metrics(pred: Predictions, label_names: Sequence[str]) -> dict[str, float]:
+    """Entity-level scores of a token-classification split (seqeval, CoNLL-style BIO chunks: an
+    entity counts only when its type and its span are both right), plus word accuracy.
+
+    ``f1`` = ``f1_micro``: micro-averaged entity F1 (the main NER score); ``f1_macro``: the mean of
+    the per-type entity F1 over the types present in the gold tags; ``precision`` / ``recall``:
+    micro entity scores; ``accuracy``: share of words with the right tag (O included); ``n``:
+    sentences; ``n_words``; ``n_entities``: gold entities. F1 is 0 when there is no gold entity
+    and none predicted (seqeval's zero_division).
+    """
+    from seqeval.metrics import accuracy_score as seq_accuracy
+    from seqeval.metrics import f1_score as seq_f1
+    from seqeval.metrics import precision_score, recall_score
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    if len(pred) == 0:
+        keys = ("accuracy", "f1", "f1_macro", "f1_micro", "precision", "recall")
+        return {**dict.fromkeys(keys, NAN), "n": 0, "n_words": 0, "n_entities": 0}
+    gold, guess = tag_sequences(pred, label_names)
+    types = sorted({kind for kind, _, _ in get_entities(gold)})
+    micro = float(seq_f1(gold, guess, average="micro", zero_division=0))
+    if types:
+        per_type = seq_f1(gold, guess, average=None, zero_division=0)
+        predicted_types = sorted({kind for kind, _, _ in get_entities(gold + guess)})
+        by_type = dict(zip(predicted_types, np.atleast_1d(per_type), strict=True))
+        macro = float(np.mean([by_type[t] for t in types]))
+    else:
+        macro = 0.0
+    return {
+        "accuracy": float(seq_accuracy(gold, guess)),
+        "f1": micro,
+        "f1_macro": macro,
+        "f1_micro": micro,
+        "precision": float(precision_score(gold, guess, average="micro", zero_division=0)),
+        "recall": float(recall_score(gold, guess, average="micro", zero_division=0)),
+        "n": len(gold),
+        "n_words": len(pred),
+        "n_entities": len(get_entities(gold)),
+    }
+
+
+def split_metrics(pred: Predictions, label_names: Sequence[str] | None = None) -> dict[str, float]:
+    """The scores of one split: :func:`classification_metrics`, or :func:`token_metrics` for words."""
+    if pred.is_tokens:
+        if label_names is None:
+            raise ValueError("token predictions need the tag names for entity-level scores")
+        return token_metrics(pred, label_names)
+    return classification_metrics(pred.labels, pred.preds)
 
 
 # ---------------------------------------------------------------------- reference comparison
@@ -47,25 +110,28 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return jensenshannon(p, q, base=2, axis=1) ** 2
 
 
-def compare_predictions(model: Predictions, reference: Predictions) -> dict[str, float]:
+def compare_predictions(
+    model: Predictions, reference: Predictions, label_names: Sequence[str] | None = None
+) -> dict[str, float]:
     """``model`` against ``reference`` on the same samples (matched by dataset index):
 
-    - ``f1_gap``: |F1_macro(model) - F1_macro(reference)| (F1 against the true labels)
+    - ``f1_gap``: |F1(model) - F1(reference)|, the task's main F1 against the true labels (macro-F1;
+      entity micro-F1 for token classification, whose rows are words: ``label_names`` needed)
     - ``accuracy_gap``: |acc(model) - acc(reference)|
-    - ``agreement``: share of samples on which both predict the same class
-    - ``js_divergence``: mean over samples of JS(p_model(.|x), p_reference(.|x)), bits
+    - ``agreement``: share of samples (words) on which both predict the same class
+    - ``js_divergence``: mean over samples (words) of JS(p_model(.|x), p_reference(.|x)), bits
     """
     if len(model) == 0:
         return {"f1_gap": NAN, "accuracy_gap": NAN, "agreement": NAN, "js_divergence": NAN, "n": 0}
-    ref = reference.take(model.indices)
-    mine = classification_metrics(model.labels, model.preds)
-    theirs = classification_metrics(ref.labels, ref.preds)
+    ref = reference.take(np.unique(model.indices) if model.is_tokens else model.indices)
+    model = model.sorted() if model.is_tokens else model
+    mine, theirs = split_metrics(model, label_names), split_metrics(ref, label_names)
     return {
-        "f1_gap": abs(mine["f1_macro"] - theirs["f1_macro"]),
+        "f1_gap": abs(mine["f1"] - theirs["f1"]),
         "accuracy_gap": abs(mine["accuracy"] - theirs["accuracy"]),
         "agreement": float(accuracy_score(ref.preds, model.preds)),
         "js_divergence": float(js_divergence(model.probs, ref.probs).mean()),
-        "n": len(model),
+        "n": model.n_samples,
     }
 
 
@@ -86,13 +152,19 @@ def modified_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def membership_scores(pred: Predictions) -> dict[str, np.ndarray]:
     """Per-sample attack scores, higher = more likely a training member:
-    ``loss``: -CE(y, p); ``entropy``: -H(p) (nats); ``modified_entropy``: -Mentr(p, y)."""
+    ``loss``: -CE(y, p); ``entropy``: -H(p) (nats); ``modified_entropy``: -Mentr(p, y).
+    Token classification: a sentence's score is the mean of its words' (membership is a sentence's)."""
     probs = pred.probs if len(pred) else np.zeros((0, 1))
-    return {
+    scores = {
         "loss": -pred.losses,
         "entropy": -entropy(probs, axis=1) if len(pred) else np.zeros(0),
         "modified_entropy": -modified_entropy(probs, pred.labels),
     }
+    if pred.is_tokens and len(pred):
+        _, group = np.unique(pred.indices, return_inverse=True)
+        counts = np.bincount(group)
+        scores = {k: np.bincount(group, weights=v) / counts for k, v in scores.items()}
+    return scores
 
 
 def mia_aucs(members: Predictions, nonmembers: Predictions) -> dict[str, float]:
@@ -101,7 +173,7 @@ def mia_aucs(members: Predictions, nonmembers: Predictions) -> dict[str, float]:
     if len(members) == 0 or len(nonmembers) == 0:
         return dict.fromkeys(ATTACKS, NAN)
     m, n = membership_scores(members), membership_scores(nonmembers)
-    y = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))]
+    y = np.r_[np.ones(members.n_samples), np.zeros(nonmembers.n_samples)]
     return {a: float(roc_auc_score(y, np.r_[m[a], n[a]])) for a in ATTACKS}
 
 

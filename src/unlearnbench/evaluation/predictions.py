@@ -1,5 +1,8 @@
 """Per-sample outputs of a model on a split, from one forward pass: logits, labels, dataset indices
 and the pooled embedding; their files (a cache ``.npz``, ``predictions.parquet``, ``embeddings.npz``).
+
+Token classification: a row is a word (read at its first subword), ``indices`` repeats the
+sentence's dataset index for each of its words and ``positions`` holds the word's place in it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from unlearnbench.io import stable_hash
 
 # The representation the latent-space metrics read: the [CLS] state of the last encoder layer,
 # what DeepCUT contrasts by default (``pooling: cls``, ``layers: [-1]``; methods/deepcut.py:pool).
+# Token classification: the last layer's state of each word's first subword (DeepCUT's token anchors).
 EMBEDDING = {"pooling": "cls", "layer": -1}
 
 
@@ -31,9 +35,19 @@ class Predictions:
     labels: np.ndarray  # (N,)
     indices: np.ndarray  # (N,) dataset indices, in the order the loader gave them (see sorted())
     embeddings: np.ndarray | None = None  # (N, d) float32, EMBEDDING; None if not asked or not available
+    positions: np.ndarray | None = None  # (N,) token classification: the word's position in its sentence
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    @property
+    def is_tokens(self) -> bool:
+        return self.positions is not None
+
+    @property
+    def n_samples(self) -> int:
+        """Samples (sentences, for token classification) the rows cover."""
+        return len(np.unique(self.indices)) if self.is_tokens else len(self)
 
     @property
     def preds(self) -> np.ndarray:
@@ -56,20 +70,24 @@ class Predictions:
         return -self.log_probs[np.arange(len(self)), self.labels]
 
     def sorted(self) -> Predictions:
-        """The same rows, ordered by dataset index."""
-        return self.take(np.sort(self.indices))
+        """The same rows, ordered by dataset index (a sentence's words keep their order)."""
+        return self.take(np.unique(self.indices))
 
     def take(self, indices: Sequence[int] | np.ndarray) -> Predictions:
-        """The rows of these dataset indices, in this order (KeyError if one is missing)."""
+        """The rows of these dataset indices, in this order (KeyError if one is missing); for token
+        classification every row (word) of each index, in the order they were predicted."""
         indices = np.asarray(indices, dtype=np.int64)
-        where = {int(i): pos for pos, i in enumerate(self.indices)}
-        missing = [int(i) for i in indices if int(i) not in where]
+        rows: dict[int, list[int]] = {}
+        for pos, i in enumerate(self.indices):
+            rows.setdefault(int(i), []).append(pos)
+        missing = [int(i) for i in indices if int(i) not in rows]
         if missing:
             raise KeyError(f"no predictions for dataset indices {missing[:10]}")
-        pos = np.array([where[int(i)] for i in indices], dtype=np.int64)
+        pos = np.array([p for i in indices for p in rows[int(i)]], dtype=np.int64)
         logits = self.logits[pos] if len(pos) else self.logits[:0]
         emb = None if self.embeddings is None else self.embeddings[pos]
-        return Predictions(logits, self.labels[pos], indices, emb)
+        where = None if self.positions is None else self.positions[pos]
+        return Predictions(logits, self.labels[pos], self.indices[pos], emb, where)
 
     def covers(self, indices: Sequence[int] | np.ndarray) -> bool:
         return set(np.asarray(indices).tolist()) <= set(self.indices.tolist())
@@ -80,14 +98,17 @@ class Predictions:
         parts = [p for p in parts if len(p)]
         if not parts:
             return empty_predictions()
-        emb = None
+        emb = where = None
         if all(p.embeddings is not None for p in parts):
             emb = np.concatenate([p.embeddings for p in parts])
+        if all(p.positions is not None for p in parts):
+            where = np.concatenate([p.positions for p in parts])
         return Predictions(
             np.concatenate([p.logits for p in parts]),
             np.concatenate([p.labels for p in parts]),
             np.concatenate([p.indices for p in parts]),
             emb,
+            where,
         )
 
     # ------------------------------------------------------------------ files
@@ -96,6 +117,8 @@ class Predictions:
         arrays = {"logits": self.logits, "labels": self.labels, "indices": self.indices}
         if self.embeddings is not None:
             arrays["embeddings"] = self.embeddings
+        if self.positions is not None:
+            arrays["positions"] = self.positions
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -103,7 +126,8 @@ class Predictions:
     def load(cls, path: str | Path) -> Predictions:
         with np.load(path, allow_pickle=False) as z:
             emb = z["embeddings"] if "embeddings" in z.files else None
-            return cls(z["logits"], z["labels"], z["indices"], emb)
+            where = z["positions"] if "positions" in z.files else None
+            return cls(z["logits"], z["labels"], z["indices"], emb, where)
 
 
 def empty_predictions() -> Predictions:
@@ -128,11 +152,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 @torch.inference_mode()
 def predict(model: torch.nn.Module, loader: DataLoader, embeddings: bool = False) -> Predictions:
     """One pass over ``loader`` in eval mode: logits and, with ``embeddings``, the EMBEDDING of every
-    sample (from the same forward pass, ``output_hidden_states``; None for a model without them)."""
+    sample (from the same forward pass, ``output_hidden_states``; None for a model without them).
+    Token classification batches (with ``word_index``) give one row per word."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    logits, labels, indices, embs = [], [], [], []
+    logits, labels, indices, embs, positions = [], [], [], [], []
     extra = {"output_hidden_states": True} if embeddings else {}
     try:
         for batch in loader:
@@ -141,17 +166,29 @@ def predict(model: torch.nn.Module, loader: DataLoader, embeddings: bool = False
                 attention_mask=batch["attention_mask"].to(device),
                 **extra,
             )
+            hidden = getattr(out, "hidden_states", None) if embeddings else None
+            if "word_index" in batch:
+                words = batch["word_index"]
+                at = words >= 0
+                logits.append(out.logits.float().cpu()[at])
+                labels.append(batch["labels"][at])
+                indices.append(batch["index"][:, None].expand_as(words)[at])
+                positions.append(words[at])
+                embs.append(None if hidden is None else hidden[EMBEDDING["layer"]].float().cpu()[at])
+                continue
             logits.append(out.logits.float().cpu())
             labels.append(batch["labels"])
             indices.append(batch["index"])
-            hidden = getattr(out, "hidden_states", None) if embeddings else None
             embs.append(None if hidden is None else hidden[EMBEDDING["layer"]][:, 0].float().cpu())
     finally:
         model.train(was_training)
     if not logits:
         return empty_predictions()
     emb = torch.cat(embs).numpy() if embs and all(e is not None for e in embs) else None
-    return Predictions(torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy(), emb)
+    where = torch.cat(positions).numpy() if positions else None
+    return Predictions(
+        torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy(), emb, where
+    )
 
 
 # ---------------------------------------------------------------------- cached outputs of a model
@@ -194,6 +231,7 @@ def predictions_frame(outputs: Mapping[str, Predictions], sample_ids: Sequence[s
                     "split": split,
                     "index": pred.indices.astype(np.int64),
                     "sample_id": [str(sample_ids[int(i)]) for i in pred.indices],
+                    **({"position": pred.positions.astype(np.int64)} if pred.is_tokens else {}),
                     "label": pred.labels.astype(np.int64),
                     "pred": pred.preds.astype(np.int64) if len(pred) else np.zeros(0, np.int64),
                     "loss": pred.losses,
@@ -220,17 +258,20 @@ def write_embeddings(
     """``embeddings.npz`` for the 2-D map: for the dataset indices ``samples[split]``, ``index``,
     ``split``, ``label``, ``after`` (this run's model) and ``before`` (the original), float16."""
     splits = [s for s in samples if len(samples[s])]
-    index = np.concatenate([samples[s] for s in splits]) if splits else np.zeros(0, np.int64)
+    parts = [after[s].take(samples[s]) for s in splits]
+    index = np.concatenate([p.indices for p in parts]) if parts else np.zeros(0, np.int64)
     arrays: dict[str, np.ndarray] = {
         "index": index.astype(np.int64),
-        "split": np.array([s for s in splits for _ in samples[s]], dtype=str),
+        "split": np.array([s for s, p in zip(splits, parts, strict=True) for _ in range(len(p))], dtype=str),
         "label_names": np.array(list(label_names), dtype=str),
     }
-    parts = [after[s].take(samples[s]) for s in splits]
+    if parts and all(p.is_tokens for p in parts):
+        arrays["position"] = np.concatenate([p.positions for p in parts]).astype(np.int64)
     arrays["label"] = np.concatenate([p.labels for p in parts]) if parts else np.zeros(0, np.int64)
     if parts and all(p.embeddings is not None for p in parts):
         arrays["after"] = np.concatenate([p.embeddings for p in parts]).astype(np.float16)
     if before is not None and before.embeddings is not None and before.covers(index):
-        arrays["before"] = before.take(index).embeddings.astype(np.float16)
+        sampled = np.concatenate([samples[s] for s in splits]) if splits else index
+        arrays["before"] = before.take(sampled).embeddings.astype(np.float16)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)

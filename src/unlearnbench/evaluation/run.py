@@ -20,10 +20,10 @@ from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation.cost import cost_section
 from unlearnbench.evaluation.metrics import (
     ATTACKS,
-    classification_metrics,
     compare_predictions,
     latent_metrics,
     mia_aucs,
+    split_metrics,
 )
 from unlearnbench.evaluation.predictions import (
     EMBEDDING,
@@ -217,8 +217,9 @@ def mia_section(
     return {
         "members": "forget",
         "nonmembers": "test",
-        "n_members": len(after["forget"]),
-        "n_nonmembers": len(after["test"]),
+        "n_members": after["forget"].n_samples,
+        "n_nonmembers": after["test"].n_samples,
+        "unit": "sentence (mean of its words' scores)" if after["forget"].is_tokens else "sample",
         "attacks": attacks,
     }
 
@@ -240,7 +241,8 @@ def evaluate_run(
         log.info("also evaluating %s (eval.reference / eval.mia / eval.latent need them)", extra)
     embeddings = opts.latent or opts.embeddings_per_split > 0
     after = {s: predict(outcome.model, data.eval_loader(s), embeddings=embeddings).sorted() for s in splits}
-    metrics = {s: classification_metrics(p.labels, p.preds) for s, p in after.items()}
+    names = data.data.label_names
+    metrics = {s: split_metrics(p, names) for s, p in after.items()}
 
     is_original = ctx.cfg.method.name == "original"
     before = None
@@ -252,9 +254,9 @@ def evaluate_run(
         reference = reference_outputs(ctx, outcome, after)
         ref_section: dict[str, Any] | None = {
             **reference.info,
-            **{s: compare_predictions(after[s], reference.outputs) for s in ("forget", "test")},
+            **{s: compare_predictions(after[s], reference.outputs, names) for s in ("forget", "test")},
             "retrain_metrics": {
-                s: classification_metrics(r.labels, r.preds)
+                s: split_metrics(r, names)
                 for s in ("forget", "test")
                 for r in [reference.outputs.take(data.splits[s])]
             },
@@ -277,6 +279,7 @@ def evaluate_run(
         latent = {
             "distance": "cosine",
             "embedding": EMBEDDING,
+            "unit": "word (its first subword; classes are tags)" if data.is_token_task else "sample",
             "after": after_latent,
             "before": before_latent,
         }
@@ -301,7 +304,7 @@ def evaluate_run(
         samples = {}
         for s in ("forget", "retain", "test"):
             if s in after:
-                idx = after[s].indices
+                idx = np.unique(after[s].indices)
                 take = min(opts.embeddings_per_split, len(idx))
                 samples[s] = np.sort(rng.choice(idx, size=take, replace=False)) if take else idx[:0]
         write_embeddings(run_dir / EMBEDDINGS_FILE, samples, after, before, data.data.label_names)

@@ -92,11 +92,28 @@ class MethodParams:
             raise ConfigError("method.stop.threshold", None, "a forget accuracy in [0, 1] for this rule")
 
 
+IGNORE_INDEX = -100  # a token label no loss reads (data.datamodule.IGNORE_INDEX)
+
+
+def labelled(logits: torch.Tensor, labels: torch.Tensor, *aligned: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The rows a per-sample loss reads: sequence classification's (N, C) logits as they are; token
+    classification's (B, T, C) logits flattened to the labelled tokens (label != -100), with their
+    labels and every ``aligned`` tensor of the same (B, T, ...) layout (e.g. a reference's logits)."""
+    if logits.dim() == 2:
+        return (logits, labels, *aligned)
+    keep = labels != IGNORE_INDEX
+    return (logits[keep], labels[keep], *(t[keep] for t in aligned))
+
+
 def masked_ce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the rows in ``mask``; 0 with a zero gradient when there are none."""
+    """Mean cross-entropy over the rows (samples) in ``mask``: over those samples' labelled tokens
+    for token classification; 0 with a zero gradient when there are none."""
     if not bool(mask.any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits[mask], labels[mask])
+    rows, targets = labelled(logits[mask], labels[mask])
+    if targets.numel() == 0:
+        return logits.sum() * 0.0
+    return F.cross_entropy(rows, targets)
 
 
 def check_retain_weight(retain_weight: float, retain_batch_size: int) -> None:
@@ -152,11 +169,11 @@ class StopOnForgetMetric(Callback):
         forget = scores["forget"]
         point: dict[str, Any] = {
             "step": step,
-            "forget_f1": forget["f1_macro"],
+            "forget_f1": forget["f1"],
             "forget_accuracy": forget["accuracy"],
         }
         if self.params.rule == "forget_f1_below_val":
-            point["val_f1"] = scores["val"]["f1_macro"]
+            point["val_f1"] = scores["val"]["f1"]
             point["stop"] = point["forget_f1"] <= point["val_f1"]
         else:
             point["stop"] = point["forget_accuracy"] <= float(self.params.threshold)

@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import PairedBatchMethod, PairedParams, register
+from unlearnbench.methods.base import PairedBatchMethod, PairedParams, masked_ce, register
 
 DENOMINATORS = ("all", "negatives")
 POOLINGS = ("cls", "mean")
 NEGATIVE_SOURCES = ("auto", "retain", "retain_and_forget")
+TOKEN_ANCHORS = ("entity", "all")
 
 
 def contrastive_forget_terms(
@@ -117,6 +118,7 @@ class DeepCutParams(PairedParams):
     lambda_keep: float = 0.0
     detach_retain: bool = True
     negatives_from: str = "auto"
+    token_anchors: str = "entity"  # token classification: anchors are entity-tagged words, or all words
 
     def validate(self) -> None:
         super().validate()
@@ -140,11 +142,22 @@ class DeepCutParams(PairedParams):
             )
         if self.retain_batch_size < 1:
             raise ConfigError("method.retain_batch_size", self.retain_batch_size, "a positive integer")
+        if self.token_anchors not in TOKEN_ANCHORS:
+            raise ConfigError(
+                "method.token_anchors", self.token_anchors, f"one of {', '.join(TOKEN_ANCHORS)}"
+            )
 
 
 @register("deepcut")
 class DeepCut(PairedBatchMethod):
     """DeepCUT: reshape the latent space so that forget samples leave their class cluster.
+
+    Token classification (NER), as PAPER.md says: each labelled token of a forget sentence is an
+    anchor, retain tokens of another tag are its positives and those of the same tag its
+    negatives; a token is a word at its first subword, z = normalize(proj(h_l[word])). Which words
+    are anchors is ``token_anchors``: ``entity`` (default; a tag other than O: O marks the absence
+    of an entity, so an O word holds nothing to forget) or ``all`` (O words too). L_CE is the
+    token cross-entropy on the retain sentences.
 
         L = L_CE(D_r views) + gamma * L_f + lambda_keep * L_keep
 
@@ -175,12 +188,17 @@ class DeepCut(PairedBatchMethod):
             )
         self.skipped_anchors = 0
         self.anchors_seen = 0
+        self.outside_tag: int | None = None
 
     @classmethod
     def check_data(cls, params: DeepCutParams, data) -> None:
         if params.negatives_from != "retain":
             return
-        lacking = sorted(set(data.labels("forget").tolist()) - set(data.labels("retain").tolist()))
+        if getattr(data, "is_token_task", False):
+            held = lambda split: set().union(*data.sample_classes(split))  # noqa: E731
+            lacking = sorted(held("forget") - held("retain"))
+        else:
+            lacking = sorted(set(data.labels("forget").tolist()) - set(data.labels("retain").tolist()))
         if lacking:
             names = [data.data.label_names[c] for c in lacking]
             raise ConfigError(
@@ -190,8 +208,36 @@ class DeepCut(PairedBatchMethod):
                 "use method.negatives_from=retain_and_forget (negatives from the other forget samples)",
             )
 
+    def train_loader(self, data, seed: int):
+        # Token classification: the O tag is no entity, so no anchor under token_anchors=entity.
+        self.outside_tag = data.data.outside if getattr(data, "is_token_task", False) else None
+        return super().train_loader(data, seed)
+
     def embed(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.projection(pool(hidden, attention_mask, self.params.pooling)), dim=-1)
+
+    def units(self, batch: dict[str, torch.Tensor], views: int) -> dict[str, torch.Tensor]:
+        """What is contrasted, over the V stacked views: samples (sequence classification), or the
+        words of every sentence at their first subword (token classification, PAPER.md: each
+        labelled token of a forget sentence is an anchor; retain tokens of another / the same tag
+        are its positives / negatives). ``anchor`` / ``retain`` select among the units."""
+        is_forget, index = batch["is_forget"].repeat(views), batch["index"].repeat(views)
+        if "word_index" not in batch:
+            labels = batch["labels"].repeat(views)
+            return {"at": None, "labels": labels, "sample": index, "anchor": is_forget, "retain": ~is_forget}
+        at = batch["word_index"].repeat(views, 1) >= 0  # (V*B, T): a word's first subword
+        labels = batch["labels"].repeat(views, 1)[at]
+        forget = is_forget[:, None].expand_as(at)[at]
+        anchor = forget
+        if self.params.token_anchors == "entity":
+            anchor = forget & (labels != self.outside_tag)
+        sample = index[:, None].expand_as(at)[at]
+        return {"at": at, "labels": labels, "sample": sample, "anchor": anchor, "retain": ~forget}
+
+    def unit_z(self, hidden: torch.Tensor, mask: torch.Tensor, at: torch.Tensor | None) -> torch.Tensor:
+        if at is None:
+            return self.embed(hidden, mask)
+        return F.normalize(self.projection(hidden[at]), dim=-1)
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The three terms of the loss on one paired batch (V views stacked along the batch)."""
@@ -203,45 +249,40 @@ class DeepCut(PairedBatchMethod):
             attention_mask=mask,
             output_hidden_states=need_states,
         )
-        is_forget, labels = batch["is_forget"].repeat(views), batch["labels"].repeat(views)
-        retain = ~is_forget
+        is_forget = batch["is_forget"].repeat(views)
+        labels = batch["labels"].repeat(views, *([1] * (batch["labels"].dim() - 1)))
         zero = out.logits.sum() * 0.0
-        terms = {"ce": F.cross_entropy(out.logits[retain], labels[retain]) if retain.any() else zero}
+        terms = {"ce": masked_ce(out.logits, labels, ~is_forget)}
         terms["forget"], terms["keep"] = zero, zero
+        u = self.units(batch, views)
+        anchor, retain, y = u["anchor"], u["retain"], u["labels"]
         extra_mask = None
         if p.negatives_from != "retain":  # negatives among the other forget samples of the anchor's class
-            f_labels, f_sample = labels[is_forget], batch["index"].repeat(views)[is_forget]
+            f_labels, f_sample = y[anchor], u["sample"][anchor]
             extra_mask = (f_labels[:, None] == f_labels[None, :]) & (f_sample[:, None] != f_sample[None, :])
             if p.negatives_from == "auto":  # only for anchors whose class has no retain view in the batch
-                has_retain_negative = (f_labels[:, None] == labels[retain][None, :]).any(dim=1)
+                has_retain_negative = (f_labels[:, None] == y[retain][None, :]).any(dim=1)
                 extra_mask &= ~has_retain_negative[:, None]
         if p.gamma > 0:
             per_layer = []
             for layer in p.layers:
-                z = self.embed(out.hidden_states[layer], mask)
+                z = self.unit_z(out.hidden_states[layer], mask, u["at"])
                 # Detached, L_f moves the anchors only; attached, it also drags the retain views
                 # (and so whole clusters) towards the anchors.
                 retain_z = z[retain].detach() if p.detach_retain else z[retain]
                 extra_z = None
                 if extra_mask is not None:
-                    extra_z = z[is_forget].detach() if p.detach_retain else z[is_forget]
+                    extra_z = z[anchor].detach() if p.detach_retain else z[anchor]
                 loss, skipped = contrastive_forget_terms(
-                    z[is_forget],
-                    labels[is_forget],
-                    retain_z,
-                    labels[retain],
-                    p.tau,
-                    p.denominator,
-                    extra_z,
-                    extra_mask,
+                    z[anchor], y[anchor], retain_z, y[retain], p.tau, p.denominator, extra_z, extra_mask
                 )
                 per_layer.append(loss)
                 self.skipped_anchors += skipped
-                self.anchors_seen += int(is_forget.sum())
+                self.anchors_seen += int(anchor.sum())
             terms["forget"] = torch.stack(per_layer).mean()
         if p.lambda_keep > 0:
-            z = self.embed(out.hidden_states[p.layers[0]], mask)
-            terms["keep"] = supervised_contrastive_loss(z[retain], labels[retain], p.tau)
+            z = self.unit_z(out.hidden_states[p.layers[0]], mask, u["at"])
+            terms["keep"] = supervised_contrastive_loss(z[retain], y[retain], p.tau)
         return terms
 
     def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -12,6 +12,7 @@ from unlearnbench.methods.base import (
     FrozenReferenceMethod,
     PairedParams,
     check_retain_weight,
+    labelled,
     masked_ce,
     register,
 )
@@ -80,8 +81,10 @@ class Npo(FrozenReferenceMethod):
                 input_ids=batch["input_ids"][is_forget], attention_mask=batch["attention_mask"][is_forget]
             ).logits
         retain = ~is_forget
+        # Token classification: each labelled token of a forget sentence is one term of the mean.
+        rows, targets, ref_rows = labelled(logits[is_forget], labels[is_forget], ref_logits)
         return {
-            "npo": npo_loss(logits[is_forget], ref_logits, labels[is_forget], self.params.beta),
+            "npo": npo_loss(rows, ref_rows, targets, self.params.beta),
             "retain_ce": masked_ce(logits, labels, retain),
         }
 

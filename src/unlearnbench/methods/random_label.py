@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import (
+    IGNORE_INDEX,
     PairedBatchMethod,
     PairedParams,
     check_retain_weight,
@@ -56,6 +58,9 @@ class RandomLabel(PairedBatchMethod):
     ``relabel: fixed`` draws y~ once per forget sample for the whole run (seeded by the run's
     seed); ``per_step`` draws it afresh at every step (seeded by seed and step). One forward pass
     over each paired batch (B_f, B_r); the ``is_forget`` mask picks the rows to relabel.
+
+    Token classification: every labelled token of a forget sentence gets a wrong tag, drawn from a
+    generator seeded by (seed, sentence index) for ``fixed`` and also by the step for ``per_step``.
     """
 
     Params = RandomLabelParams
@@ -63,13 +68,15 @@ class RandomLabel(PairedBatchMethod):
     def __init__(self, model, params: RandomLabelParams, num_labels: int) -> None:
         super().__init__(model, params, num_labels)
         self.relabel_seed = 0
+        self.token_task = False
         # dataset index -> the drawn wrong label of each forget sample (relabel: fixed); -1 elsewhere
         self.register_buffer("fixed_labels", torch.zeros(0, dtype=torch.long), persistent=False)
 
     def train_loader(self, data, seed: int) -> DataLoader:
         p = self.params
         self.relabel_seed = seed
-        if p.relabel == "fixed":
+        self.token_task = bool(getattr(data, "is_token_task", False))
+        if p.relabel == "fixed" and not self.token_task:
             index = torch.as_tensor(data.splits.forget, dtype=torch.long)
             labels = torch.as_tensor(data.labels("forget"), dtype=torch.long)
             table = torch.full((int(index.max()) + 1 if len(index) else 0,), -1, dtype=torch.long)
@@ -86,6 +93,8 @@ class RandomLabel(PairedBatchMethod):
         ``step`` (default: the trainer's global step) seeds the draw of ``relabel: per_step``.
         """
         labels, is_forget = batch["labels"], batch["is_forget"]
+        if labels.dim() == 2:
+            return self.relabelled_tokens(batch, self.global_step if step is None else step)
         if self.params.relabel == "fixed":
             targets = labels.clone()
             targets[is_forget] = self.fixed_labels.to(labels.device)[batch["index"][is_forget]]
@@ -95,6 +104,19 @@ class RandomLabel(PairedBatchMethod):
         generator = torch.Generator().manual_seed(self.relabel_seed * 1_000_003 + step)
         drawn = wrong_labels(labels.cpu(), self.num_labels, generator).to(labels.device)
         return torch.where(is_forget, drawn, labels)
+
+    def relabelled_tokens(self, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        """Token classification: a wrong tag for each labelled token of each forget sentence."""
+        labels, targets = batch["labels"], batch["labels"].clone()
+        per_step = self.params.relabel == "per_step"
+        for row in torch.nonzero(batch["is_forget"]).flatten().tolist():
+            seed = [self.relabel_seed, int(batch["index"][row])] + ([step] if per_step else [])
+            generator = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+            keep = labels[row] != IGNORE_INDEX
+            targets[row, keep] = wrong_labels(labels[row, keep].cpu(), self.num_labels, generator).to(
+                labels.device
+            )
+        return targets
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])

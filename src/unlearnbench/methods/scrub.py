@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import FrozenReferenceMethod, PairedParams, masked_ce, register
+from unlearnbench.methods.base import FrozenReferenceMethod, PairedParams, labelled, masked_ce, register
 
 
 def distill_kl(
@@ -81,10 +81,13 @@ class Scrub(FrozenReferenceMethod):
             teacher = self.reference(**inputs).logits
         is_forget, labels, t = batch["is_forget"], batch["labels"], self.params.temperature
         retain = ~is_forget
+        # Token classification: the KL of each labelled token (padding and continuations left out).
+        r_student, _, r_teacher = labelled(student[retain], labels[retain], teacher[retain])
+        f_student, _, f_teacher = labelled(student[is_forget], labels[is_forget], teacher[is_forget])
         return {
-            "retain_kl": distill_kl(student[retain], teacher[retain], t),
+            "retain_kl": distill_kl(r_student, r_teacher, t),
             "retain_ce": masked_ce(student, labels, retain),
-            "forget_kl": distill_kl(student[is_forget], teacher[is_forget], t),
+            "forget_kl": distill_kl(f_student, f_teacher, t),
         }
 
     def forget_weight(self) -> float:
