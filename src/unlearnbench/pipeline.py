@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from unlearnbench.cache import CacheEntry, ModelCache
 from unlearnbench.data import UnlearnDataModule
+from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation.cost import PeakMemory
 from unlearnbench.evaluation.run import EvalOptions, evaluate_run, json_ready
 from unlearnbench.io import atomic_write_json, package_versions, stable_hash
@@ -131,7 +132,10 @@ class RunContext:
 
 def train_recipe(cfg: DictConfig) -> MethodParams:
     """The ``train.*`` recipe that fine-tunes the original (and, by default, the retrained) model."""
-    return FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
+    try:
+        return FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
+    except ConfigError as exc:  # the schema is FineTune's, the keys are train.*
+        raise ConfigError(exc.key.replace("method.", "train.", 1), exc.value, exc.allowed) from None
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -150,6 +154,8 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
 
 def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, UnlearnDataModule]:
     """Everything that can fail on bad input, done before any training."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError("seed", cfg.seed, "an integer")
     method_cls = get_method(cfg.method.name)
     params = method_cls.parse_params(cfg.method)
     train_recipe(cfg)
