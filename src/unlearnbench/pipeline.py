@@ -7,6 +7,7 @@ config -> data (splits, forget set) -> original model (cached) -> method.run (ti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -26,7 +27,15 @@ from unlearnbench.evaluation.run import EvalOptions, evaluate_run, json_ready
 from unlearnbench.io import atomic_write_json, package_versions, stable_hash
 from unlearnbench.methods import MethodParams, UnlearningMethod, get_method
 from unlearnbench.methods.finetune import FineTune
-from unlearnbench.models import build_pretrained, check_model_config, load_saved, load_tokenizer, save_model
+from unlearnbench.models import (
+    build_pretrained,
+    check_checkpoint,
+    check_model_config,
+    checkpoint_files,
+    load_saved,
+    load_tokenizer,
+    save_model,
+)
 from unlearnbench.trainer import FitStats, build_trainer, timed_fit
 
 log = logging.getLogger(__name__)
@@ -91,13 +100,22 @@ class RunContext:
         return module.model, {"fit": asdict(stats), "memory": memory.as_dict()}
 
     def original(self) -> CacheEntry:
-        """theta_0: the pretrained model fine-tuned on all of D, trained once per spec and cached."""
+        """theta_0: the pretrained model fine-tuned on all of D, trained once per spec and cached;
+        or, with ``model.checkpoint``, that model (copied into the cache, keyed by its weights)."""
         if self._original is None:
+            checkpoint = self.cfg.model.get("checkpoint")
             recipe = self._recipe()
-            spec = {**self._model_spec(), "recipe": asdict(recipe)}
-            self._original = self.cache.get_or_train(
-                "original", spec, lambda d: self._train_from_pretrained("train", recipe, d)
-            )
+
+            def train(work_dir: Path):
+                if checkpoint is not None:
+                    return load_saved(checkpoint), {"checkpoint": str(checkpoint)}
+                return self._train_from_pretrained("train", recipe, work_dir)
+
+            if checkpoint is not None:
+                spec = {**self._model_spec(), "checkpoint": checkpoint_digest(checkpoint)}
+            else:
+                spec = {**self._model_spec(), "recipe": asdict(recipe)}
+            self._original = self.cache.get_or_train("original", spec, train)
         return self._original
 
     def frozen_original(self):
@@ -138,6 +156,17 @@ def train_recipe(cfg: DictConfig) -> MethodParams:
         raise ConfigError(exc.key.replace("method.", "train.", 1), exc.value, exc.allowed) from None
 
 
+def checkpoint_digest(path: str | Path) -> str:
+    """What names a checkpoint's weights in the cache key: a hash of its config and weight files."""
+    digest = hashlib.sha256()
+    for file in [Path(str(path)) / "config.json", *checkpoint_files(path)]:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
     forget = OmegaConf.to_container(cfg.forget, resolve=True)
     return {
@@ -171,6 +200,8 @@ def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, Unle
         eval_batch_size=int(cfg.eval.batch_size),
     )
     data.setup()
+    if cfg.model.get("checkpoint") is not None:
+        check_checkpoint(cfg.model.checkpoint, data.num_labels, len(tokenizer))
     method_cls.check_data(params, data)
     return method_cls, params, data
 
