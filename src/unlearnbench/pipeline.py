@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,8 +24,14 @@ from unlearnbench.cache import CacheEntry, ModelCache
 from unlearnbench.data import UnlearnDataModule
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation.cost import PeakMemory
-from unlearnbench.evaluation.run import EvalOptions, evaluate_run, json_ready
-from unlearnbench.io import atomic_write_json, package_versions, stable_hash
+from unlearnbench.evaluation.run import (
+    EMBEDDINGS_FILE,
+    PREDICTIONS_FILE,
+    EvalOptions,
+    evaluate_run,
+    json_ready,
+)
+from unlearnbench.io import atomic_dir, atomic_write_json, package_versions, stable_hash
 from unlearnbench.methods import MethodParams, UnlearningMethod, get_method
 from unlearnbench.methods.finetune import FineTune
 from unlearnbench.models import (
@@ -41,6 +48,9 @@ from unlearnbench.trainer import FitStats, build_trainer, timed_fit
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json"
+MODEL_DIR = "model"
+# The sections every finished run has (the others may be null when switched off).
+RESULTS_SECTIONS = ("run", "sizes", "metrics", "cost", "timing", "original", "versions")
 
 
 @dataclass
@@ -214,6 +224,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     method_cls, params, data = prepare(cfg)
+    clear_outputs(run_dir)
     atomic_write_json(run_dir / "forget_ids.json", data.sample_ids("forget"))
     ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
 
@@ -231,7 +242,8 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     eval_seconds = time.perf_counter() - t_eval
     metrics = evaluation["metrics"]
     if cfg.get("save_model"):
-        save_model(outcome.model, run_dir / "model")
+        with atomic_dir(run_dir / MODEL_DIR) as tmp:
+            save_model(outcome.model, tmp)
 
     results = {
         "schema_version": SCHEMA_VERSION,
@@ -270,10 +282,28 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     return results
 
 
-def is_complete(run_dir: str | Path) -> bool:
-    """A run dir whose results.json was written in full (it is written atomically, last)."""
-    path = Path(run_dir) / RESULTS_FILE
+def clear_outputs(run_dir: Path) -> None:
+    """Remove what an earlier attempt in this dir wrote: results.json first, so that until this run
+    writes its own, no reader pairs an old results.json with this run's other files."""
+    for name in (RESULTS_FILE, PREDICTIONS_FILE, EMBEDDINGS_FILE, "forget_ids.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run dir's results.json if it is complete and of this schema, else None: a truncated, partial
+    or older file is not trusted (it is written atomically and last, so a finished run has one)."""
     try:
-        return json.loads(path.read_text()).get("schema_version") == SCHEMA_VERSION
+        results = json.loads((Path(run_dir) / RESULTS_FILE).read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
+        return None
+    if any(not isinstance(results.get(key), dict) for key in RESULTS_SECTIONS):
+        return None
+    return results
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """A run dir whose results.json was written in full (see :func:`read_results`)."""
+    return read_results(run_dir) is not None

@@ -163,6 +163,17 @@ class ForgetRetainBatchSampler(Sampler[list[int]]):
         return -(-steps // self.world_size)
 
 
+def read_token_cache(path: Path, n: int) -> list[list[int]] | None:
+    """The cached token ids if the file is whole and has ``n`` rows; else None (tokenized again)."""
+    if not path.exists():
+        return None
+    try:
+        column = pq.read_table(path).column("input_ids").to_pylist()
+    except Exception:  # a damaged parquet file raises arrow errors of several types
+        return None
+    return column if len(column) == n else None
+
+
 class UnlearnDataModule(L.LightningDataModule):
     """Loads, splits and tokenizes one dataset; hands out loaders for every split and phase."""
 
@@ -202,12 +213,13 @@ class UnlearnDataModule(L.LightningDataModule):
         path = self.cache_dir / "tokens" / f"{data.name}-{digest.hexdigest()[:16]}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
-            if not path.exists():
+            column = read_token_cache(path, len(data))
+            if column is None:
                 enc = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]
                 tmp = path.with_suffix(".tmp")
                 pq.write_table(pa.table({"input_ids": pa.array(enc, type=pa.list_(pa.int32()))}), tmp)
                 tmp.replace(path)
-        column = pq.read_table(path).column("input_ids").to_pylist()
+                column = enc
         return [np.asarray(ids, dtype=np.int64) for ids in column]
 
     # ------------------------------------------------------------------ accessors
