@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from unlearnbench.errors import ConfigError, UnlearnbenchError
-from unlearnbench.io import atomic_write_json
+from unlearnbench.io import atomic_write_json, redact, redact_logs
 from unlearnbench.pipeline import is_complete, run_experiment
 
 log = logging.getLogger("unlearnbench")
@@ -53,13 +53,14 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
             log.error("job failed (%s: %s); details in %s", type(exc).__name__, exc, run_dir / ERROR_FILE)
             return
         if isinstance(exc, UnlearnbenchError) and os.environ.get("HYDRA_FULL_ERROR") != "1":
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {redact(str(exc))}", file=sys.stderr)
             sys.exit(2)
         raise
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
+    redact_logs()
     hc = HydraConfig.get()
     run_job(cfg, Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN)
 
