@@ -73,7 +73,7 @@ def test_original_is_trained_once_per_seed_and_retrain_once_per_split(make_cfg, 
         (["forget=class", "forget.class_name=weather"], r"forget.class_name='weather'.*business"),
         (["data.num_labels=4"], r"data.num_labels=4"),
         (["model.source=nowhere"], r"model.source='nowhere'"),
-        (["train.epochs=0"], r"method.epochs=0"),
+        (["train.epochs=0"], r"train.epochs=0"),
     ],
 )
 def test_bad_input_is_refused_before_training(make_cfg, tmp_path, overrides, message) -> None:

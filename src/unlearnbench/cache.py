@@ -21,9 +21,26 @@ from transformers import PreTrainedModel
 
 from unlearnbench.distributed import barrier, broadcast, is_main_process
 from unlearnbench.io import atomic_write_json, stable_hash
-from unlearnbench.models import load_saved, save_model
+from unlearnbench.models import checkpoint_files, load_saved, save_model
 
 log = logging.getLogger(__name__)
+
+
+def trusted_entry(entry: Path, key: str) -> bool:
+    """Whether a cache entry is whole: meta.json (written last) parses and names this key, and the
+    config and every safetensors file are complete (headers and sizes checked, no tensor loaded).
+    An entry that fails is not loaded but trained again."""
+    if not (entry / "meta.json").exists():
+        return False
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        if not isinstance(meta, dict) or meta.get("key") != key:
+            raise ValueError(f"meta.json names key {meta.get('key') if isinstance(meta, dict) else None}")
+        checkpoint_files(entry)
+    except Exception as exc:  # json, safetensors and config errors all mean "do not trust it"
+        log.warning("cache entry %s is damaged (%s); training it again", entry, exc)
+        return False
+    return True
 
 
 @dataclass
@@ -60,14 +77,14 @@ class ModelCache:
         # Under DDP all ranks train together, so they must agree on hit or miss; rank 0 alone holds
         # the lock (other jobs wait on it) and writes the entry.
         with FileLock(str(final) + ".lock") if main else nullcontext():
-            hit = broadcast((final / "meta.json").exists() if main else None)
+            hit = broadcast(trusted_entry(final, key) if main else None)
             if hit:
                 meta = json.loads((final / "meta.json").read_text())
                 log.info("cache hit: %s model %s", kind, key)
                 return CacheEntry(load_saved(final), key, final, meta, hit=True)
             work_dir = None
             if main:
-                if final.exists():  # a crash left a partial entry behind; meta.json is written last
+                if final.exists():  # a partial or damaged entry (a crash, a bad copy): trained again
                     shutil.rmtree(final)
                 log.info("cache miss: training %s model %s", kind, key)
                 work_dir = tempfile.mkdtemp(dir=final.parent, prefix=f".{kind}-{key}.")

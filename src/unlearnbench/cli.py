@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -20,8 +21,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from unlearnbench.distributed import is_main_process
-from unlearnbench.errors import UnlearnbenchError
-from unlearnbench.io import atomic_write_json
+from unlearnbench.errors import ConfigError, UnlearnbenchError
+from unlearnbench.io import atomic_write_json, redact, redact_logs
 from unlearnbench.pipeline import is_complete, run_experiment
 
 log = logging.getLogger("unlearnbench")
@@ -61,15 +62,42 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
             log.error("job failed (%s: %s); details in %s", type(exc).__name__, exc, run_dir / ERROR_FILE)
             return
         if isinstance(exc, UnlearnbenchError) and os.environ.get("HYDRA_FULL_ERROR") != "1":
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {redact(str(exc))}", file=sys.stderr)
             sys.exit(2)
         raise
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
+    redact_logs()
     hc = HydraConfig.get()
     run_job(cfg, Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN)
+
+
+def check_group_options(args: list[str], conf_dir: str | Path = CONF_DIR) -> None:
+    """Refuse an override ``group=option`` (or a sweep ``group=a,b``) that names no option of a config
+    group of ``conf_dir``: one line, where Hydra would print a block ending in a hint."""
+    for arg in args:
+        match = re.fullmatch(r"\+{0,2}([\w/]+)=([\w,-]+)", arg)
+        group_dir = Path(conf_dir) / match.group(1) if match else None
+        # hydra/* groups also hold the plugins' options (launchers, sweepers): Hydra checks those.
+        if group_dir is None or not group_dir.is_dir() or match.group(1).startswith("hydra/"):
+            continue
+        options = sorted(p.stem for p in group_dir.glob("*.yaml"))
+        for option in match.group(2).split(","):
+            if option not in (*options, "null"):
+                raise ConfigError(match.group(1), option, f"one of {', '.join(options)}")
+
+
+def main() -> None:
+    """The ``unlearnbench`` command: the Hydra app, after a check of the config group options."""
+    if os.environ.get("HYDRA_FULL_ERROR") != "1":  # HYDRA_FULL_ERROR=1: Hydra's own report
+        try:
+            check_group_options(sys.argv[1:])
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+    hydra_main()
 
 
 if __name__ == "__main__":

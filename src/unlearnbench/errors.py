@@ -4,6 +4,9 @@
 class UnlearnbenchError(Exception):
     """Base class: the CLI prints the message on one line and exits non-zero."""
 
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).split()))  # one line, whatever a wrapped error said
+
 
 class ConfigError(UnlearnbenchError):
     """A config key holds a value that cannot work; the message names the key and what is allowed."""

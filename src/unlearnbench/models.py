@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,15 +50,43 @@ def _pretrained_location(cfg: Mapping[str, Any]) -> str:
     raise ConfigError("model.source", source, f"one of {', '.join(MODEL_SOURCES)}")
 
 
+def trust_remote_code(cfg: Mapping[str, Any]) -> bool:
+    """``model.trust_remote_code``: only a real ``true`` lets a model's own code run."""
+    value = cfg.get("trust_remote_code", False)
+    if not isinstance(value, bool):
+        raise ConfigError("model.trust_remote_code", value, "true or false (false: never run a model's code)")
+    return value
+
+
+def _refuse_remote_code(exc: ValueError, location: str) -> None:
+    """transformers asks for trust_remote_code as a ValueError: say which key allows it."""
+    if "trust_remote_code" in str(exc):
+        raise ConfigError(
+            "model.trust_remote_code",
+            False,
+            f"true to run the code that '{location}' ships (only for a source you trust)",
+        ) from None
+
+
 def check_model_config(cfg: Mapping[str, Any]) -> None:
     """Refuse a model config that cannot be built, before anything is trained."""
+    trust = trust_remote_code(cfg)
+    if cfg.get("checkpoint") is not None:
+        checkpoint_files(cfg["checkpoint"])
     if cfg.get("source") == "random":
         if not isinstance(cfg.get("architecture"), Mapping):
             raise ConfigError(
                 "model.architecture", cfg.get("architecture"), "BertConfig fields for source=random"
             )
         return
-    _pretrained_location(cfg)
+    location = _pretrained_location(cfg)
+    if Path(location).is_dir() and not trust:  # a local model that ships code: refused now, not later
+        try:
+            AutoConfig.from_pretrained(location, trust_remote_code=False)
+        except ValueError as exc:
+            _refuse_remote_code(exc, location)
+        except OSError:
+            pass  # no config.json: loading it says so, with the path
 
 
 def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
@@ -66,11 +95,13 @@ def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
         location = str(embedded_minilm_dir())
     location = location or _pretrained_location(cfg)
     try:
-        return AutoTokenizer.from_pretrained(
-            location, trust_remote_code=bool(cfg.get("trust_remote_code", False))
-        )
-    except OSError as exc:
-        raise UnlearnbenchError(f"cannot load tokenizer '{location}': {exc}") from exc
+        return AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code(cfg))
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ValueError):
+            _refuse_remote_code(exc, location)
+        raise UnlearnbenchError(
+            f"cannot load tokenizer '{location}' (model.tokenizer, or the model's own): {exc}"
+        ) from exc
 
 
 def _head(task: str):
@@ -106,9 +137,12 @@ def build_pretrained(
         model = head.from_pretrained(
             location,
             num_labels=num_labels,
-            trust_remote_code=bool(cfg.get("trust_remote_code", False)),
+            trust_remote_code=trust_remote_code(cfg),
             **labels,
         )
+    except ValueError as exc:
+        _refuse_remote_code(exc, location)
+        raise
     except OSError as exc:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = " (HF_HUB_OFFLINE=1: only local models work)" if offline else ""
@@ -117,12 +151,56 @@ def build_pretrained(
 
 
 def load_saved(path: str | Path) -> PreTrainedModel:
-    """A model saved by :func:`save_model` (safetensors, no pickled code), with the head it was saved with."""
-    architectures = AutoConfig.from_pretrained(str(path)).architectures or []
+    """A model saved by :func:`save_model`: safetensors only (no pickle), never its own code, with
+    the head it was saved with."""
+    architectures = AutoConfig.from_pretrained(str(path), trust_remote_code=False).architectures or []
     token = any(a.endswith("ForTokenClassification") for a in architectures)
     head = HEADS["token_classification" if token else "sequence_classification"]
-    return head.from_pretrained(str(path), use_safetensors=True)
+    return head.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
 
 
 def save_model(model: PreTrainedModel, path: str | Path) -> None:
     model.save_pretrained(str(path), safe_serialization=True)
+
+
+CHECKPOINT = "a model directory written by save_model=true (config.json and model.safetensors)"
+
+
+def checkpoint_files(path: str | Path) -> list[Path]:
+    """The weight files of ``model.checkpoint``, refused unless the directory holds a readable config
+    and complete safetensors files (their headers and sizes are checked; no tensor is loaded)."""
+    from safetensors import safe_open
+
+    root = Path(str(path))
+    if not root.is_dir():
+        raise ConfigError("model.checkpoint", str(path), f"{CHECKPOINT}; there is no such directory")
+    weights = sorted(root.glob("*.safetensors"))
+    if not (root / "config.json").is_file() or not weights:
+        found = sorted(p.name for p in root.iterdir())[:10]
+        raise ConfigError("model.checkpoint", str(path), f"{CHECKPOINT}; it holds {found}")
+    for file in [root / "config.json", *weights]:
+        try:
+            if file.suffix == ".json":
+                json.loads(file.read_text())
+            else:
+                with safe_open(str(file), framework="pt") as f:
+                    f.keys()
+        except Exception as exc:  # safetensors and json raise their own types; all mean "corrupt"
+            raise ConfigError(
+                "model.checkpoint", str(path), f"{CHECKPOINT}; {file.name} is corrupt ({exc})"
+            ) from None
+    return weights
+
+
+def check_checkpoint(path: str | Path, num_labels: int, vocab_size: int) -> None:
+    """``model.checkpoint`` must be a model for this data and tokenizer (before anything is trained)."""
+    checkpoint_files(path)
+    config = json.loads((Path(str(path)) / "config.json").read_text())
+    labels = len(config.get("id2label") or {}) or config.get("num_labels")
+    if labels != num_labels:
+        allowed = f"a model with {num_labels} labels, as the data has; it has {labels}"
+        raise ConfigError("model.checkpoint", str(path), allowed)
+    vocab = config.get("vocab_size")
+    if vocab is not None and vocab < vocab_size:
+        allowed = f"a model whose vocabulary holds the tokenizer's {vocab_size} tokens; it has {vocab}"
+        raise ConfigError("model.checkpoint", str(path), allowed)

@@ -7,8 +7,10 @@ config -> data (splits, forget set) -> original model (cached) -> method.run (ti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,12 +23,27 @@ from omegaconf import DictConfig, OmegaConf
 from unlearnbench.cache import CacheEntry, ModelCache
 from unlearnbench.data import UnlearnDataModule
 from unlearnbench.distributed import is_main_process, launch, needs_launch, process_group, process_info
+from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation.cost import PeakMemory
-from unlearnbench.evaluation.run import EvalOptions, evaluate_run, json_ready
-from unlearnbench.io import atomic_write_json, package_versions, stable_hash
+from unlearnbench.evaluation.run import (
+    EMBEDDINGS_FILE,
+    PREDICTIONS_FILE,
+    EvalOptions,
+    evaluate_run,
+    json_ready,
+)
+from unlearnbench.io import atomic_dir, atomic_write_json, package_versions, stable_hash
 from unlearnbench.methods import MethodParams, UnlearningMethod, get_method
 from unlearnbench.methods.finetune import FineTune
-from unlearnbench.models import build_pretrained, check_model_config, load_saved, load_tokenizer, save_model
+from unlearnbench.models import (
+    build_pretrained,
+    check_checkpoint,
+    check_model_config,
+    checkpoint_files,
+    load_saved,
+    load_tokenizer,
+    save_model,
+)
 from unlearnbench.trainer import FitStats, build_trainer, timed_fit
 
 log = logging.getLogger(__name__)
@@ -34,6 +51,9 @@ SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json"
 # Keys of the data config that describe it and do not change a model trained on it (not in cache keys).
 DESCRIPTIVE_DATA_KEYS = ("origin", "licence")
+MODEL_DIR = "model"
+# The sections every finished run has (the others may be null when switched off).
+RESULTS_SECTIONS = ("run", "sizes", "metrics", "cost", "timing", "original", "versions")
 
 
 @dataclass
@@ -105,13 +125,22 @@ class RunContext:
         return module.model, {"fit": asdict(stats), "memory": memory.as_dict()}
 
     def original(self) -> CacheEntry:
-        """theta_0: the pretrained model fine-tuned on all of D, trained once per spec and cached."""
+        """theta_0: the pretrained model fine-tuned on all of D, trained once per spec and cached;
+        or, with ``model.checkpoint``, that model (copied into the cache, keyed by its weights)."""
         if self._original is None:
+            checkpoint = self.cfg.model.get("checkpoint")
             recipe = self._recipe()
-            spec = {**self._model_spec(), "recipe": asdict(recipe)}
-            self._original = self.cache.get_or_train(
-                "original", spec, lambda d: self._train_from_pretrained("train", recipe, d)
-            )
+
+            def train(work_dir: Path):
+                if checkpoint is not None:
+                    return load_saved(checkpoint), {"checkpoint": str(checkpoint)}
+                return self._train_from_pretrained("train", recipe, work_dir)
+
+            if checkpoint is not None:
+                spec = {**self._model_spec(), "checkpoint": checkpoint_digest(checkpoint)}
+            else:
+                spec = {**self._model_spec(), "recipe": asdict(recipe)}
+            self._original = self.cache.get_or_train("original", spec, train)
         return self._original
 
     def frozen_original(self):
@@ -150,7 +179,21 @@ class RunContext:
 
 def train_recipe(cfg: DictConfig) -> MethodParams:
     """The ``train.*`` recipe that fine-tunes the original (and, by default, the retrained) model."""
-    return FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
+    try:
+        return FineTune.parse_params({"name": "train", **OmegaConf.to_container(cfg.train, resolve=True)})
+    except ConfigError as exc:  # the schema is FineTune's, the keys are train.*
+        raise ConfigError(exc.key.replace("method.", "train.", 1), exc.value, exc.allowed) from None
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """What names a checkpoint's weights in the cache key: a hash of its config and weight files."""
+    digest = hashlib.sha256()
+    for file in [Path(str(path)) / "config.json", *checkpoint_files(path)]:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -169,6 +212,8 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
 
 def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, UnlearnDataModule]:
     """Everything that can fail on bad input, done before any training."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError("seed", cfg.seed, "an integer")
     method_cls = get_method(cfg.method.name)
     params = method_cls.parse_params(cfg.method)
     train_recipe(cfg)
@@ -184,6 +229,8 @@ def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, Unle
         eval_batch_size=int(cfg.eval.batch_size),
     )
     data.setup()
+    if cfg.model.get("checkpoint") is not None:
+        check_checkpoint(cfg.model.checkpoint, data.num_labels, len(tokenizer))
     method_cls.check_data(params, data)
     return method_cls, params, data
 
@@ -214,6 +261,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(int(cfg.num_threads))
     method_cls, params, data = prepare(cfg)
     if main:
+        clear_outputs(run_dir)
         atomic_write_json(run_dir / "forget_ids.json", data.sample_ids("forget"))
     ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
 
@@ -236,7 +284,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     eval_seconds = time.perf_counter() - t_eval
     metrics = evaluation["metrics"]
     if cfg.get("save_model"):
-        save_model(outcome.model, run_dir / "model")
+        with atomic_dir(run_dir / MODEL_DIR) as tmp:
+            save_model(outcome.model, tmp)
 
     results = {
         "schema_version": SCHEMA_VERSION,
@@ -275,10 +324,28 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return results
 
 
-def is_complete(run_dir: str | Path) -> bool:
-    """A run dir whose results.json was written in full (it is written atomically, last)."""
-    path = Path(run_dir) / RESULTS_FILE
+def clear_outputs(run_dir: Path) -> None:
+    """Remove what an earlier attempt in this dir wrote: results.json first, so that until this run
+    writes its own, no reader pairs an old results.json with this run's other files."""
+    for name in (RESULTS_FILE, PREDICTIONS_FILE, EMBEDDINGS_FILE, "forget_ids.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run dir's results.json if it is complete and of this schema, else None: a truncated, partial
+    or older file is not trusted (it is written atomically and last, so a finished run has one)."""
     try:
-        return json.loads(path.read_text()).get("schema_version") == SCHEMA_VERSION
+        results = json.loads((Path(run_dir) / RESULTS_FILE).read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
+        return None
+    if any(not isinstance(results.get(key), dict) for key in RESULTS_SECTIONS):
+        return None
+    return results
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """A run dir whose results.json was written in full (see :func:`read_results`)."""
+    return read_results(run_dir) is not None

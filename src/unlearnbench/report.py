@@ -129,8 +129,9 @@ def load_runs(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[dict[str,
             try:
                 rows.append(_row(json.loads(results_file.read_text()), run_dir))
                 continue
-            except (ValueError, KeyError) as exc:
-                failures.append({"run_dir": str(run_dir), "type": "BadResults", "message": str(exc)})
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # truncated or partial
+                message = f"results.json is not complete ({type(exc).__name__}: {exc})"
+                failures.append({"run_dir": str(run_dir), "type": "BadResults", "message": message})
                 continue
         if not error_file.exists():  # the job started and never finished: killed, out of memory, or running
             failures.append(
@@ -142,8 +143,14 @@ def load_runs(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[dict[str,
                 }
             )
             continue
-        error = json.loads(error_file.read_text())
-        failures.append({"run_dir": str(run_dir), "type": error.get("type"), "message": error.get("message")})
+        try:
+            error = json.loads(error_file.read_text())
+            failures.append(
+                {"run_dir": str(run_dir), "type": error.get("type"), "message": error.get("message")}
+            )
+        except (ValueError, AttributeError) as exc:
+            message = f"error.json is not complete ({type(exc).__name__}: {exc})"
+            failures.append({"run_dir": str(run_dir), "type": "BadError", "message": message})
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["variant"] = _variants(frame)

@@ -236,6 +236,17 @@ def _object_array(items: Sequence[Any]) -> np.ndarray:
     return out
 
 
+def read_token_cache(path: Path, n: int) -> list[list[int]] | None:
+    """The cached token ids if the file is whole and has ``n`` rows; else None (tokenized again)."""
+    if not path.exists():
+        return None
+    try:
+        column = pq.read_table(path).column("input_ids").to_pylist()
+    except Exception:  # a damaged parquet file raises arrow errors of several types
+        return None
+    return column if len(column) == n else None
+
+
 class UnlearnDataModule(L.LightningDataModule):
     """Loads, splits and tokenizes one dataset; hands out loaders for every split and phase."""
 
@@ -290,12 +301,13 @@ class UnlearnDataModule(L.LightningDataModule):
     def _tokenize_cached(self, data: RawDataset) -> list[np.ndarray]:
         path = self._cache_path(data, "")
         with FileLock(str(path) + ".lock"):
-            if not path.exists():
+            column = read_token_cache(path, len(data))
+            if column is None:
                 enc = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]
                 tmp = path.with_suffix(".tmp")
                 pq.write_table(pa.table({"input_ids": pa.array(enc, type=pa.list_(pa.int32()))}), tmp)
                 tmp.replace(path)
-        column = pq.read_table(path).column("input_ids").to_pylist()
+                column = enc
         return [np.asarray(ids, dtype=np.int64) for ids in column]
 
     def _tokenize_words_cached(self, data: TokenDataset) -> tuple[list[np.ndarray], ...]:

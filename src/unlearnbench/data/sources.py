@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ class TextDataset:
         if not (len(self.ids) == len(self.texts) == len(self.labels)):
             raise DataError(f"dataset '{self.name}': ids, texts and labels differ in length")
         if len(set(self.ids)) != len(self.ids):
-            raise DataError(f"dataset '{self.name}': sample ids are not unique")
+            raise DataError(f"dataset '{self.name}': sample ids are not unique: {repeated(self.ids)}")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -180,6 +181,94 @@ def duplicate_mask(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
+def repeated(values: list[str], limit: int = 10) -> list[str]:
+    """The values that occur more than once (at most ``limit``, sorted)."""
+    return sorted(v for v, n in Counter(values).items() if n > 1)[:limit]
+
+
+def _rows(mask: pd.Series, limit: int = 5) -> str:
+    """The first rows (0-based, header excluded) where ``mask`` holds, e.g. ``rows [3, 17]``."""
+    rows = [int(i) if isinstance(i, int | np.integer) else i for i in mask.index[mask][:limit]]
+    return f"rows {rows}" + (" and more" if int(mask.sum()) > limit else "")
+
+
+def _label_key(value: Any) -> str:
+    """A label value as text, so that 1, 1.0 and "1" name the same label."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)
+    return str(value)
+
+
+def check_records(name: str, frame: pd.DataFrame, text_col: str, label_col: str, id_col: str | None) -> None:
+    """Refuse, naming the rows (0-based, header excluded), records that no split could use:
+    empty or null texts, missing labels, missing or repeated sample ids."""
+    texts = frame[text_col]
+    bad = texts.isna() | (texts.astype(str).str.strip() == "")
+    if bad.any():
+        raise DataError(
+            f"dataset '{name}': {int(bad.sum())} empty or null texts in column '{text_col}' "
+            f"({_rows(bad)}); every record needs a non-empty text"
+        )
+    missing = frame[label_col].isna()
+    if missing.any():
+        raise DataError(
+            f"dataset '{name}': {int(missing.sum())} missing labels in column '{label_col}' "
+            f"({_rows(missing)}); every record needs a label"
+        )
+    if id_col is not None:
+        null_ids = frame[id_col].isna()
+        if null_ids.any():
+            raise DataError(
+                f"dataset '{name}': {int(null_ids.sum())} missing sample ids in data.id_column "
+                f"'{id_col}' ({_rows(null_ids)}); every record needs an id"
+            )
+        dup = repeated(frame[id_col].astype(str).tolist())
+        if dup:
+            raise DataError(
+                f"dataset '{name}': sample ids repeat in data.id_column '{id_col}': {dup}; "
+                "each id must name one record"
+            )
+
+
+def label_indices(
+    name: str, raw: pd.Series, label_col: str, label_names: list[str] | None, cfg: Mapping[str, Any]
+) -> tuple[np.ndarray, list[str]]:
+    """The class index of every record and the label names. ``label_names`` from the loader (a
+    Hugging Face ClassLabel): the column holds indices into it. Else ``data.label_names`` when set:
+    the allowed labels, in class order. Else the sorted distinct values of the column."""
+    if label_names is not None:
+        lookup = {str(i): i for i in range(len(label_names))}
+        allowed = f"class indices 0..{len(label_names) - 1} of {label_names}"
+    elif cfg.get("label_names"):
+        label_names = [_label_key(v) for v in cfg["label_names"]]
+        if repeated(label_names):
+            raise ConfigError("data.label_names", label_names, "a list of distinct labels")
+        lookup = {n: i for i, n in enumerate(label_names)}
+        allowed = f"data.label_names {label_names}"
+    else:
+        values = raw.unique().tolist()
+        try:
+            values = sorted(values)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in values})
+            raise DataError(
+                f"dataset '{name}': labels in column '{label_col}' mix types {kinds}; use one type "
+                "(all names or all numbers), or list them in data.label_names"
+            ) from None
+        label_names = [_label_key(v) for v in values]
+        lookup = {n: i for i, n in enumerate(label_names)}
+        allowed = ""
+    keys = raw.map(_label_key)
+    outside = ~keys.isin(list(lookup))
+    if outside.any():
+        found = sorted(set(keys[outside]))[:10]
+        raise DataError(
+            f"dataset '{name}': {int(outside.sum())} labels in column '{label_col}' are outside the "
+            f"label set ({_rows(outside)}: {found}); allowed: {allowed}"
+        )
+    return keys.map(lookup).to_numpy(dtype=np.int64), list(label_names)
+
+
 # ---------------------------------------------------------------------- frames (local files, the hub)
 def _frame_to_dataset(
     name: str, frame: pd.DataFrame, cfg: Mapping[str, Any], label_names: list[str] | None = None
@@ -192,27 +281,10 @@ def _frame_to_dataset(
     ):
         if col is not None and col not in frame.columns:
             raise ConfigError(key, col, f"the data has columns {list(frame.columns)}")
-    texts = frame[text_col]
-    bad = texts.isna() | (texts.astype(str).str.strip() == "")
-    if bad.any():
-        rows = list(frame.index[bad][:5])
-        raise DataError(
-            f"dataset '{name}': {int(bad.sum())} empty or null texts in column '{text_col}' (rows {rows})"
-        )
-    raw_labels = frame[label_col]
-    if raw_labels.isna().any():
-        rows = list(frame.index[raw_labels.isna()][:5])
-        raise DataError(
-            f"dataset '{name}': {int(raw_labels.isna().sum())} missing labels in '{label_col}' (rows {rows})"
-        )
-    if label_names is None:
-        label_names = [str(v) for v in sorted(raw_labels.unique())]
-        lookup = {v: i for i, v in enumerate(sorted(raw_labels.unique()))}
-        labels = raw_labels.map(lookup).to_numpy(dtype=np.int64)
-    else:
-        labels = raw_labels.to_numpy(dtype=np.int64)
+    check_records(name, frame, text_col, label_col, id_col)
+    labels, label_names = label_indices(name, frame[label_col], label_col, label_names, cfg)
     ids = frame[id_col].astype(str).tolist() if id_col else [str(i) for i in range(len(frame))]
-    return TextDataset(name, ids, texts.astype(str).tolist(), labels, label_names)
+    return TextDataset(name, ids, frame[text_col].astype(str).tolist(), labels, label_names)
 
 
 def _frame_to_token_dataset(
@@ -268,7 +340,11 @@ def load_local(cfg: Mapping[str, Any]) -> Dataset:
     try:
         frame = readers[fmt](path)
     except Exception as exc:  # pandas raises many types; the user needs the file and the reason
-        raise DataError(f"cannot read {path} as {fmt}: {exc}") from exc
+        raise DataError(
+            f"data.path={str(path)!r} cannot be read as {fmt} ({type(exc).__name__}: {exc}); "
+            f"expected a readable {fmt} file with columns '{cfg.get('text_column')}' and "
+            f"'{cfg.get('label_column')}'"
+        ) from exc
     name = cfg.get("name", path.stem)
     if cfg.get("task") == "token_classification":
         return _frame_to_token_dataset(name, frame, cfg, cfg.get("label_names"))
@@ -381,7 +457,7 @@ def load_raw(cfg: Mapping[str, Any]) -> Dataset:
     if data.task != task:
         raise ConfigError("data.task", task, f"source {source} gives a {data.task} dataset")
     if len(data) == 0:
-        raise DataError(f"dataset '{data.name}' is empty")
+        raise DataError(f"dataset '{data.name}' is empty: it needs at least one record")
     num_labels = cfg.get("num_labels")
     if num_labels is not None and int(num_labels) != data.num_labels:
         raise ConfigError(

@@ -7,6 +7,8 @@ parallel job always sees the same forget ids.
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +62,10 @@ def make_splits(
     if val_f + test_f >= 1.0:
         raise ConfigError("data.val_fraction + data.test_fraction", val_f + test_f, "a sum below 1")
     idx = np.arange(len(data))
-    stratify = data.labels if np.bincount(data.labels).min() >= 3 else None
-    train_val, test = train_test_split(idx, test_size=test_f, stratify=stratify, random_state=seed)
+    stratified = np.bincount(data.labels).min() >= 3
+    train_val, test = _split(data, idx, test_f, stratified, seed)
     if val_f > 0:
-        strat_tv = data.labels[train_val] if stratify is not None else None
-        train, val = train_test_split(
-            train_val, test_size=val_f / (1.0 - test_f), stratify=strat_tv, random_state=seed
-        )
+        train, val = _split(data, train_val, val_f / (1.0 - test_f), stratified, seed)
     else:
         train, val = train_val, np.array([], dtype=np.int64)
     train, val, test = np.sort(train), np.sort(val), np.sort(test)
@@ -79,6 +78,25 @@ def make_splits(
     return Splits(train=train, val=val, test=test, forget=forget, retain=retain)
 
 
+def _split(
+    data: TextDataset, idx: np.ndarray, test_size: float, stratified: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``train_test_split`` of ``idx``, stratified by label where each part can hold every class
+    (a small dataset falls back to a plain seeded split)."""
+    labels = data.labels[idx]
+    counts = np.unique(labels, return_counts=True)[1]
+    n_test = math.ceil(test_size * len(idx))
+    feasible = counts.min() >= 2 and min(n_test, len(idx) - n_test) >= len(counts)
+    stratify = labels if stratified and feasible else None
+    try:
+        return train_test_split(idx, test_size=test_size, stratify=stratify, random_state=seed)
+    except ValueError as exc:  # sklearn: a part would be empty
+        raise DataError(
+            f"dataset '{data.name}' has too few samples ({len(data)}) for data.val_fraction and "
+            f"data.test_fraction: {exc}"
+        ) from None
+
+
 def _class_index(data: TextDataset, value: Any) -> int:
     if str(value) in data.label_names:
         return data.label_names.index(str(value))
@@ -89,23 +107,33 @@ def _class_index(data: TextDataset, value: Any) -> int:
     )
 
 
+ID_FILE = "an existing file of sample ids (a json list, or one id per line)"
+
+
 def read_id_file(path: str | Path) -> list[str]:
     """A forget request: a json list of ids, or one id per line (blank lines and # comments skipped)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(
-            "forget.path", str(path), "an existing file of sample ids (json list or one per line)"
-        )
-    text = path.read_text()
+        raise ConfigError("forget.path", str(path), ID_FILE)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("forget.path", str(path), f"{ID_FILE}; it cannot be read ({exc})") from None
     if text.lstrip().startswith("["):
-        ids = [str(x) for x in json.loads(text)]
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError("forget.path", str(path), f"{ID_FILE}; it is not valid json ({exc})") from None
+        if any(isinstance(x, dict | list) or x is None for x in raw):
+            raise ConfigError("forget.path", str(path), f"{ID_FILE}; its json list must hold ids only")
+        ids = [str(x) for x in raw]
     else:
         ids = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not ids:
-        raise DataError(f"forget id file {path} is empty")
-    dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ConfigError("forget.path", str(path), f"{ID_FILE}; this one lists no ids")
+    dup = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dup:
-        raise DataError(f"forget id file {path} repeats ids: {dup[:10]}")
+        raise DataError(f"forget id file {path} repeats ids {dup[:10]}; list each id once")
     return ids
 
 
@@ -161,10 +189,15 @@ def select_forget(data: Dataset, train: np.ndarray, cfg: Mapping[str, Any], seed
         position = {data.ids[i]: i for i in train}
         missing = [i for i in wanted if i not in position]
         if missing:
-            where = "the test/val split" if any(i in set(data.ids) for i in missing) else "the dataset"
+            known = set(data.ids)
+            unknown, held_out = [i for i in missing if i not in known], [i for i in missing if i in known]
+            found = [f"{len(unknown)} not in the dataset: {unknown[:10]}"] if unknown else []
+            found += (
+                [f"{len(held_out)} in the val/test split, not in train: {held_out[:10]}"] if held_out else []
+            )
             raise DataError(
-                f"forget ids not in the training set ({len(missing)} of {len(wanted)}, e.g. {missing[:5]}); "
-                f"they are absent from {where}"
+                "forget.path must name training samples (by data.id_column, or the row number when it "
+                f"is null); of its {len(wanted)} ids, {'; '.join(found)}"
             )
         forget = np.array([position[i] for i in wanted], dtype=np.int64)
     return np.sort(np.asarray(forget, dtype=np.int64))

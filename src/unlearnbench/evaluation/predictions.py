@@ -8,6 +8,7 @@ sentence's dataset index for each of its words and ``positions`` holds the word'
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from unlearnbench.io import stable_hash
 # what DeepCUT contrasts by default (``pooling: cls``, ``layers: [-1]``; methods/deepcut.py:pool).
 # Token classification: the last layer's state of each word's first subword (DeepCUT's token anchors).
 EMBEDDING = {"pooling": "cls", "layer": -1}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -129,6 +131,23 @@ class Predictions:
             where = z["positions"] if "positions" in z.files else None
             return cls(z["logits"], z["labels"], z["indices"], emb, where)
 
+    @classmethod
+    def load_trusted(cls, path: str | Path, indices: Sequence[int] | np.ndarray) -> Predictions | None:
+        """The stored outputs if the file is whole and covers exactly ``indices``; else None (and the
+        file is removed), so that a damaged or partial file is recomputed, never trusted."""
+        path = Path(path)
+        if not path.exists():
+            return None
+        try:
+            pred = cls.load(path)
+            whole = len(pred.logits) == len(pred.labels) == len(pred.indices)
+            if whole and np.array_equal(np.sort(pred.indices), np.sort(np.asarray(indices))):
+                return pred
+        except Exception as exc:  # zip, npz and array errors: all mean "not a whole file"
+            log.warning("ignoring unreadable cached outputs %s: %s", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+
 
 def empty_predictions() -> Predictions:
     return Predictions(np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -143,6 +162,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb") as fh:  # on disk before it takes the name
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -206,8 +227,9 @@ def cached_outputs(
     path = outputs_path(directory, indices)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
-        if path.exists():
-            return Predictions.load(path), True
+        stored = Predictions.load_trusted(path, indices)
+        if stored is not None:
+            return stored, True
         pred = compute().take(np.sort(np.asarray(indices, dtype=np.int64)))
         pred.save(path)
         return pred, False

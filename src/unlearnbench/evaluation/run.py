@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from unlearnbench.cache import trusted_entry
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation.cost import cost_section
 from unlearnbench.evaluation.metrics import (
@@ -147,7 +148,7 @@ def reference_outputs(ctx: RunContext, outcome: UnlearnOutcome, own: Mapping[str
     key, directory = ctx.reference_entry_dir()
     indices = np.concatenate([data.splits.forget, data.splits.test])
     is_self = outcome.info.get("retrain_cache_key") == key
-    existed = (directory / "meta.json").exists()
+    existed = trusted_entry(directory, key)
     if is_self:
         pred = Predictions.concat([own["forget"], own["test"]])
         store_outputs(directory / "eval", indices, pred)
@@ -155,8 +156,9 @@ def reference_outputs(ctx: RunContext, outcome: UnlearnOutcome, own: Mapping[str
     else:
         from_cache = existed
         path = outputs_path(directory / "eval", indices)
-        if existed and path.exists():
-            pred = Predictions.load(path)
+        stored = Predictions.load_trusted(path, indices) if existed else None
+        if stored is not None:
+            pred = stored
         else:
             entry = ctx.reference_retrained()  # trains it when this is the first run that needs it
             pred, _ = cached_outputs(
@@ -287,8 +289,8 @@ def evaluate_run(
     # Cost: retraining's from the reference's cache entry, when it is there (even with eval.reference off).
     meta = reference.meta if reference else None
     if meta is None:
-        _, ref_dir = ctx.reference_entry_dir()
-        if (ref_dir / "meta.json").exists():
+        ref_key, ref_dir = ctx.reference_entry_dir()
+        if trusted_entry(ref_dir, ref_key):
             meta = json.loads((ref_dir / "meta.json").read_text())
     own_memory = dict(memory)
     if reference is not None and reference.info["is_self"] and (meta or {}).get("memory"):

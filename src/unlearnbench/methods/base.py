@@ -8,6 +8,7 @@ defaults are checked against (unknown keys and wrong types fail before training)
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -78,8 +79,10 @@ class MethodParams:
             {k: v for k, v in vars(self).items() if k.endswith("batch_size") and k != "retain_batch_size"}
         )
         for key, value in positive.items():
-            if value is None or value <= 0:
+            if value is None or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"method.{key}", value, "a positive number")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError("method.weight_decay", self.weight_decay, "a number >= 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError("method.warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
         if self.max_steps == 0 or self.max_steps < -1:

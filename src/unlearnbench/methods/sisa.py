@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from unlearnbench.cache import trusted_entry
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation import evaluate
 from unlearnbench.io import atomic_write_json, stable_hash
@@ -287,9 +288,9 @@ class Sisa(FineTune):
                 if model is not None:
                     out.models[k] = model
             for sl, spec in enumerate(specs, start=1):
-                meta = ctx.cache.entry_dir(CACHE_KIND, spec)[1] / "meta.json"
-                if meta.exists():
-                    out.metas[k, sl] = json.loads(meta.read_text())
+                key, entry = ctx.cache.entry_dir(CACHE_KIND, spec)
+                if trusted_entry(entry, key):
+                    out.metas[k, sl] = json.loads((entry / "meta.json").read_text())
         return out
 
     @classmethod
