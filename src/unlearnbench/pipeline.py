@@ -44,7 +44,7 @@ from unlearnbench.models import (
     load_tokenizer,
     save_model,
 )
-from unlearnbench.trainer import FitStats, build_trainer, timed_fit
+from unlearnbench.trainer import FitStats, build_trainer, compile_option, maybe_compile, timed_fit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
@@ -80,8 +80,10 @@ class RunContext:
         log_dir: Path | None = None,
     ) -> FitStats:
         L.seed_everything(self.seed, workers=True, verbose=False)
+        trainer_cfg = OmegaConf.to_container(self.cfg.trainer, resolve=True)
+        maybe_compile(module, trainer_cfg)
         trainer = build_trainer(
-            OmegaConf.to_container(self.cfg.trainer, resolve=True),
+            trainer_cfg,
             OmegaConf.to_container(self.cfg.logger, resolve=True) if self.cfg.get("logger") else None,
             log_dir or self.run_dir,
             max_epochs=params.epochs,
@@ -217,6 +219,7 @@ def prepare(cfg: DictConfig) -> tuple[type[UnlearningMethod], MethodParams, Unle
     method_cls = get_method(cfg.method.name)
     params = method_cls.parse_params(cfg.method)
     train_recipe(cfg)
+    compile_option(cfg.trainer)
     EvalOptions.from_cfg(OmegaConf.to_container(cfg.eval, resolve=True))
     check_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model)

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from unlearnbench.distributed import all_reduce_sum, cluster_environment, process_info
+from unlearnbench.errors import ConfigError
 
 # Lightning's start-up chatter (hardware lines, tips) and warnings that do not apply to short
 # unlearning runs would bury the one summary line per job.
@@ -29,6 +30,25 @@ for _pattern in (
     r".*The `srun` command is available on your system but is not used.*",  # local runs on a Slurm host
 ):
     warnings.filterwarnings("ignore", message=_pattern)
+
+
+# Keys of the ``trainer`` config that are this package's, not ``lightning.Trainer`` arguments.
+OWN_KEYS = ("compile",)
+
+
+def compile_option(trainer_cfg: Mapping[str, Any]) -> bool:
+    """``trainer.compile``: torch.compile the model before fitting (true / false)."""
+    value = trainer_cfg.get("compile", False)
+    if not isinstance(value, bool):
+        raise ConfigError("trainer.compile", value, "true or false")
+    return value
+
+
+def maybe_compile(module: L.LightningModule, trainer_cfg: Mapping[str, Any]) -> None:
+    """With ``trainer.compile: true``, compile the module's model in place (``nn.Module.compile``:
+    the parameters and the state dict keep their names, so saving and caching are unchanged)."""
+    if compile_option(trainer_cfg):
+        module.model.compile()
 
 
 @dataclass
@@ -54,8 +74,9 @@ def build_trainer(
     env = cluster_environment() if process_info().world_size > 1 else None
     if logger_cfg:
         logger = instantiate(dict(logger_cfg), save_dir=str(log_dir), _convert_="all")
+    compile_option(trainer_cfg)  # checked here too: a bad value fails before training
     return L.Trainer(
-        **dict(trainer_cfg),
+        **{k: v for k, v in trainer_cfg.items() if k not in OWN_KEYS},
         max_epochs=max_epochs,
         max_steps=max_steps,
         logger=logger,
