@@ -1,0 +1,606 @@
+# ruff: noqa: E402  (the offline switches are set before transformers is imported)
+"""Performance of unlearnbench: framework overhead, unlearning cost vs retraining, scaling, evaluation
+throughput, training counts of a sweep and peak memory. Writes docs/performance.md (and a PNG).
+
+    python scripts/benchmark.py --mode quick   # < 5 minutes on a 2-core CPU: subsets, short sequences
+    python scripts/benchmark.py --mode full    # MiniLM on full bbc / tweets (5,000), 3 seeds: hours on CPU
+
+Every figure is a median over repeats; where the machine is shared, the figure is a ratio of two arms
+measured in the same process, interleaved (arm A, arm B, arm A, ...), so that other load cancels out.
+The functions are importable (tests/test_benchmark.py runs the counting and the eval-agreement checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+for _key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_key, "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from unlearnbench import pipeline
+from unlearnbench.cli import CONF_DIR
+from unlearnbench.evaluation import predict, split_metrics
+from unlearnbench.evaluation.predictions import Predictions
+from unlearnbench.io import package_versions
+from unlearnbench.methods.finetune import FineTune
+from unlearnbench.trainer import build_trainer, timed_fit
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["trainer.enable_progress_bar=false", "logger=none"]
+NO_ANALYSES = [  # (b), (c): only the cost is read; the retrained reference is still trained (cost ratio)
+    "eval.mia=false",
+    "eval.latent=false",
+    "eval.predictions=false",
+    "eval.embeddings_per_split=0",
+    "eval.splits=[forget]",
+]
+
+
+def compose_cfg(overrides: Sequence[str], cache_dir: str | Path) -> DictConfig:
+    """The config the CLI would compose for these overrides (no Hydra run: nothing resolved from it)."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.cache_dir={cache_dir}", *overrides])
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs))
+
+
+# ---------------------------------------------------------------------- (a) framework overhead
+def bare_loop(model, loader: DataLoader, optimizer: torch.optim.Optimizer, steps: int) -> tuple[float, int]:
+    """The plain PyTorch loop: forward, backward, step, over the same batches. Returns (seconds, samples)."""
+    model.train()
+    samples, start = 0, time.perf_counter()
+    for i, batch in enumerate(loader):
+        if i == steps:
+            break
+        out = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+        )
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        samples += len(batch["labels"])
+    return time.perf_counter() - start, samples
+
+
+def throughput(cfg: DictConfig, steps: int, repeats: int) -> dict[str, Any]:
+    """Samples/s of ``FineTune`` fitted by the project's ``build_trainer`` vs a bare loop: same model
+    (a fresh copy of the same weights per arm), same DataLoader, batch size and AdamW (the module's own
+    ``configure_optimizers``, constant lr). Arms interleaved, ``repeats`` times; medians and ratios."""
+    _, _, data = pipeline.prepare(cfg)
+    ctx = pipeline.RunContext(cfg, data, None, Path(tempfile.mkdtemp(prefix="bench-a-")))  # type: ignore[arg-type]
+    params = replace(pipeline.train_recipe(cfg), warmup_ratio=0.0, epochs=1, max_steps=steps)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    arms: dict[str, list[float]] = {"bare": [], "lightning_quiet": [], "lightning_bar_logger": []}
+
+    def run_lightning(bar: bool) -> float:
+        torch.manual_seed(0)
+        module = FineTune(ctx.pretrained(), params, data.num_labels, split="train")
+        loader = module.train_loader(data, 0)
+        logger = {"_target_": "lightning.pytorch.loggers.CSVLogger", "name": "logs"} if bar else None
+        trainer = build_trainer(
+            {**trainer_cfg, "enable_progress_bar": bar, "log_every_n_steps": 5},
+            logger,
+            ctx.run_dir,
+            max_epochs=1,
+            max_steps=steps,
+        )
+        stats = timed_fit(module, loader, trainer)
+        return stats.samples / stats.seconds
+
+    def run_bare() -> float:
+        torch.manual_seed(0)
+        module = FineTune(ctx.pretrained(), params, data.num_labels, split="train")
+        loader = module.train_loader(data, 0)
+        seconds, samples = bare_loop(module.model, loader, module.configure_optimizers(), steps)
+        return samples / seconds
+
+    run_bare()  # warm-up (allocator, first-call costs), not counted
+    for _ in range(repeats):
+        arms["bare"].append(run_bare())
+        arms["lightning_quiet"].append(run_lightning(False))
+        arms["lightning_bar_logger"].append(run_lightning(True))
+    ratios_quiet = [q / b for q, b in zip(arms["lightning_quiet"], arms["bare"], strict=True)]
+    ratios_bar = [q / b for q, b in zip(arms["lightning_bar_logger"], arms["bare"], strict=True)]
+    return {
+        "model": cfg.model.name,
+        "max_length": int(cfg.data.max_length),
+        "batch_size": int(params.batch_size),
+        "steps": steps,
+        "repeats": repeats,
+        "samples_per_s": {k: median(v) for k, v in arms.items()},
+        "ratio_quiet": median(ratios_quiet),
+        "ratio_bar_logger": median(ratios_bar),
+        "ratios_quiet": ratios_quiet,
+        "ratios_bar_logger": ratios_bar,
+    }
+
+
+# ---------------------------------------------------------------------- (b) unlearning vs retraining
+def unlearn_vs_retrain(
+    datasets: dict[str, list[str]],
+    methods: Sequence[str],
+    ratios: Sequence[float],
+    seeds: Sequence[int],
+    cache_dir: Path,
+    base: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Each method's unlearning wall seconds / retraining's, from results.json ``cost`` of real
+    pipeline runs (both measured in this process; the retrained model is trained by the first run of
+    a forget split). One row per (dataset, ratio, method), medians over seeds."""
+    rows = []
+    for name, data_overrides in datasets.items():
+        for ratio in ratios:
+            per_method: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+            for seed in seeds:
+                for method in methods:
+                    cfg = compose_cfg(
+                        [*base, *data_overrides, f"method={method}", f"forget.ratio={ratio}", f"seed={seed}"],
+                        cache_dir,
+                    )
+                    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-b-{name}-{method}-"))
+                    res = pipeline.run_experiment(cfg, run_dir)
+                    per_method[method].append(res)
+            for method, results in per_method.items():
+                cost = [r["cost"] for r in results]
+                rows.append(
+                    {
+                        "dataset": name,
+                        "ratio": ratio,
+                        "method": method,
+                        "n_forget": results[0]["sizes"]["forget"],
+                        "n_train": results[0]["sizes"]["train"],
+                        "seconds": median([c["seconds"] for c in cost]),
+                        "retrain_seconds": median([c["retrain"]["seconds"] for c in cost]),
+                        "ratio_to_retrain": median([c["ratio_to_retrain"]["seconds"] for c in cost]),
+                        "peak_rss_mb": max(c.get("peak_rss_mb") or 0.0 for c in cost),
+                        "seeds": len(results),
+                    }
+                )
+    return rows
+
+
+# ---------------------------------------------------------------------- (c) scaling of DeepCUT
+def n_train(cfg: DictConfig) -> int:
+    _, _, data = pipeline.prepare(cfg)
+    return len(data.splits.train)
+
+
+def deepcut_seconds(
+    base: Sequence[str], n_samples: int, n_forget: int, cache_dir: Path, repeats: int
+) -> dict:
+    """DeepCUT unlearning seconds with |D| = ``n_samples`` (before the val / test split) and
+    |D_f| = ``n_forget`` (the forget ratio is set so that round(ratio * |train|) = n_forget)."""
+    probe = compose_cfg([*base, f"data.max_samples={n_samples}", "forget.ratio=0.5"], cache_dir)
+    train = n_train(probe)
+    ratio = n_forget / train
+    times, sizes = [], None
+    for rep in range(repeats):
+        cfg = compose_cfg(
+            [
+                *base,
+                f"data.max_samples={n_samples}",
+                f"forget.ratio={ratio}",
+                "method=deepcut",
+                "eval.reference=false",
+                f"+bench_repeat={rep}",
+            ],
+            cache_dir,
+        )
+        res = pipeline.run_experiment(cfg, Path(tempfile.mkdtemp(prefix="bench-c-")))
+        times.append(res["timing"]["unlearn_seconds"])
+        sizes = res["sizes"]
+    return {
+        "n_samples": n_samples,
+        "n_train": sizes["train"],
+        "n_forget": sizes["forget"],
+        "n_retain": sizes["retain"],
+        "seconds": median(times),
+        "all": times,
+    }
+
+
+def scaling(
+    base: Sequence[str],
+    sizes: Sequence[int],
+    forgets: Sequence[int],
+    fixed_forget: int,
+    fixed_size: int,
+    cache_dir: Path,
+    repeats: int,
+) -> dict[str, list[dict]]:
+    vs_d = [deepcut_seconds(base, n, fixed_forget, cache_dir, repeats) for n in sizes]
+    vs_f = [deepcut_seconds(base, fixed_size, k, cache_dir, repeats) for k in forgets]
+    return {"vs_D": vs_d, "vs_Df": vs_f}
+
+
+def scaling_plot(scale: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    d = scale["vs_D"]
+    axes[0].plot([r["n_train"] for r in d], [r["seconds"] for r in d], "o-")
+    axes[0].set_xlabel(f"|D| (train samples), |D_f| = {d[0]['n_forget']}")
+    axes[0].set_ylabel("DeepCUT unlearning s")
+    axes[0].set_ylim(bottom=0)
+    f = scale["vs_Df"]
+    axes[1].plot([r["n_forget"] for r in f], [r["seconds"] for r in f], "o-")
+    axes[1].set_xlabel(f"|D_f|, |D| = {f[0]['n_train']}")
+    axes[1].set_ylim(bottom=0)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- (d) evaluation throughput
+class MaxLengthCollator:
+    """Pads every batch to ``max_length`` (the plain way): the baseline of (d)."""
+
+    def __init__(self, collate, max_length: int) -> None:
+        self.collate, self.max_length = collate, max_length
+
+    def __call__(self, items):
+        batch = self.collate(items)
+        width = batch["input_ids"].shape[1]
+        pad = self.max_length - width
+        if pad > 0:
+            ids = torch.full((len(items), pad), self.collate.pad_token_id, dtype=torch.long)
+            batch["input_ids"] = torch.cat([batch["input_ids"], ids], dim=1)
+            batch["attention_mask"] = torch.cat([batch["attention_mask"], torch.zeros_like(ids)], dim=1)
+        return batch
+
+
+@torch.no_grad()
+def plain_predict(model, loader: DataLoader) -> Predictions:
+    """The baseline: no_grad (not inference_mode), fixed order, every batch padded to max_length."""
+    model.eval()
+    logits, labels, indices = [], [], []
+    for batch in loader:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits.append(out.logits.float())
+        labels.append(batch["labels"])
+        indices.append(batch["index"])
+    return Predictions(torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy())
+
+
+def eval_throughput(cfg: DictConfig, split: str, repeats: int) -> dict[str, Any]:
+    """The project's eval path (length-sorted batches, dynamic padding, inference_mode) vs the plain
+    one (dataset order, padded to max_length, no_grad) on the same model and split: samples/s of each,
+    their ratio (median of interleaved repeats), and whether predictions and metrics agree."""
+    _, _, data = pipeline.prepare(cfg)
+    ctx = pipeline.RunContext(cfg, data, None, Path("."))  # type: ignore[arg-type]
+    model = ctx.pretrained().eval()
+    subset = data.subset(split)
+    plain_loader = DataLoader(
+        subset,
+        batch_size=data.eval_batch_size,
+        shuffle=False,
+        collate_fn=MaxLengthCollator(data.collate, data.max_length),
+    )
+    fast_t, plain_t = [], []
+    fast = plain = None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fast = predict(model, data.eval_loader(split)).sorted()
+        fast_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        plain = plain_predict(model, plain_loader).sorted()
+        plain_t.append(time.perf_counter() - t)
+    names = data.data.label_names
+    m_fast, m_plain = split_metrics(fast, names), split_metrics(plain, names)
+    lengths = subset.lengths()
+    return {
+        "split": split,
+        "n": len(subset),
+        "max_length": data.max_length,
+        "mean_length": float(lengths.mean()),
+        "batch_size": data.eval_batch_size,
+        "repeats": repeats,
+        "samples_per_s_fast": len(subset) / median(fast_t),
+        "samples_per_s_plain": len(subset) / median(plain_t),
+        "ratio": median([p / f for f, p in zip(fast_t, plain_t, strict=True)]),
+        "max_abs_logit_diff": float(np.abs(fast.logits - plain.logits).max()),
+        "same_predictions": bool(np.array_equal(fast.preds, plain.preds)),
+        "logits_allclose": bool(np.allclose(fast.logits, plain.logits, atol=1e-4, rtol=1e-4)),
+        "same_metrics": m_fast == m_plain,
+        "metrics": m_fast,
+    }
+
+
+# ---------------------------------------------------------------------- (e) trainings in a sweep
+@contextmanager
+def counting_trainings():
+    """Count the fine-tunings from the pretrained model (by split: train = original, retain = retrained
+    reference) and the forward passes that compute the original's / reference's cached outputs."""
+    from unlearnbench.evaluation import run as eval_run
+
+    counts: Counter = Counter()
+    train, outputs = pipeline.RunContext._train_from_pretrained, eval_run._predict_splits
+
+    def counted_train(self, split, params, log_dir):
+        counts[{"train": "original", "retain": "retrained"}.get(split, split)] += 1
+        return train(self, split, params, log_dir)
+
+    def counted_outputs(model, data, splits, embeddings=True):
+        counts["outputs:" + "+".join(splits)] += 1
+        return outputs(model, data, splits, embeddings)
+
+    pipeline.RunContext._train_from_pretrained = counted_train
+    eval_run._predict_splits = counted_outputs
+    try:
+        yield counts
+    finally:
+        pipeline.RunContext._train_from_pretrained = train
+        eval_run._predict_splits = outputs
+
+
+def count_sweep(
+    methods: Sequence[str],
+    ratios: Sequence[float],
+    seeds: Sequence[int],
+    cache_dir: Path,
+    base: Sequence[str],
+    run_root: Path,
+) -> dict[str, Any]:
+    """Run M x R x S experiments in-process on one fresh cache and count the trainings."""
+    with counting_trainings() as counts:
+        for seed in seeds:
+            for ratio in ratios:
+                for method in methods:
+                    cfg = compose_cfg(
+                        [*base, f"method={method}", f"forget.ratio={ratio}", f"seed={seed}"], cache_dir
+                    )
+                    pipeline.run_experiment(cfg, run_root / f"{method}-{ratio}-{seed}")
+    entries = Counter(p.name.split("-")[0] for p in (Path(cache_dir) / "models").iterdir() if p.is_dir())
+    M, R, S = len(methods), len(ratios), len(seeds)
+    return {
+        "runs": M * R * S,
+        "M": M,
+        "R": R,
+        "S": S,
+        "original_trainings": counts["original"],
+        "retrain_trainings": counts["retrained"],
+        "original_output_passes": counts["outputs:train+test"],
+        "reference_output_passes": counts["outputs:forget+test"],
+        "cache_entries": dict(entries),
+        "expected_original": S,
+        "expected_retrain": R * S,
+        "ok": counts["original"] == S
+        and counts["retrained"] == R * S
+        and entries.get("original", 0) == S
+        and entries.get("retrain", 0) == R * S,
+    }
+
+
+# ---------------------------------------------------------------------- the document
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def table(rows: Sequence[dict], cols: Sequence[tuple[str, str, Callable[[Any], str]]]) -> str:
+    head = "| " + " | ".join(c[1] for c in cols) + " |"
+    sep = "|" + "|".join("---:" for _ in cols) + "|"
+    body = ["| " + " | ".join(fmt(r[key]) for key, _, fmt in cols) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def f1(x):
+    return f"{x:.1f}"
+
+
+def f2(x):
+    return f"{x:.2f}"
+
+
+def f3(x):
+    return f"{x:.3f}"
+
+
+def plain(x):
+    return str(x)
+
+
+MODES = {
+    # quick: < 5 minutes on 2 CPU cores; subsets and short sequences, so the figures are indicative.
+    "quick": {
+        "a": {
+            "overrides": ["data.max_samples=400", "data.max_length=32", "train.batch_size=16"],
+            "steps": 8,
+            "repeats": 3,
+        },
+        "a_tiny": {
+            "overrides": [
+                "model=tiny_bert",
+                "data.max_samples=400",
+                "data.max_length=64",
+                "train.batch_size=16",
+            ],
+            "steps": 20,
+            "repeats": 5,
+        },
+        "b": {
+            "datasets": {
+                "bbc": ["data=bbc", "data.max_samples=400", "data.max_length=48"],
+                "tweets": ["data=tweets", "data.max_samples=400", "data.max_length=32"],
+            },
+            "methods": ["finetune", "gradient_ascent", "deepcut"],
+            "ratios": [0.01, 0.05, 0.1],
+            "seeds": [0],
+            "base": ["train.epochs=1"],
+        },
+        "c": {
+            "base": ["data=tweets", "data.max_length=32", "train.epochs=1", "method.stop.rule=none"],
+            "sizes": [400, 800, 1600],
+            "forgets": [8, 16, 32],
+            "fixed_forget": 16,
+            "fixed_size": 800,
+            "repeats": 1,
+        },
+        "d": {"overrides": ["data=tweets", "data.max_samples=2000"], "split": "train", "repeats": 3},
+        "e": {"methods": ["finetune", "gradient_ascent", "deepcut"], "ratios": [0.05, 0.1], "seeds": [0, 1]},
+    },
+    # full: MiniLM on full bbc (2,225) and tweets (5,000 default subsample), all methods, 3 seeds.
+    "full": {
+        "a": {"overrides": [], "steps": 50, "repeats": 5},
+        "a_tiny": {"overrides": ["model=tiny_bert"], "steps": 50, "repeats": 5},
+        "b": {
+            "datasets": {"bbc": ["data=bbc"], "tweets": ["data=tweets"]},
+            "methods": [
+                "finetune",
+                "gradient_ascent",
+                "gradient_difference",
+                "random_label",
+                "scrub",
+                "npo",
+                "sisa",
+                "deepcut",
+            ],
+            "ratios": [0.01, 0.05, 0.1],
+            "seeds": [0, 1, 2],
+            "base": [],
+        },
+        "c": {
+            "base": ["data=tweets"],
+            "sizes": [2500, 5000, 10000, 20000],
+            "forgets": [25, 50, 100, 200],
+            "fixed_forget": 50,
+            "fixed_size": 5000,
+            "repeats": 3,
+        },
+        "d": {"overrides": ["data=tweets"], "split": "train", "repeats": 5},
+        "e": {"methods": ["finetune", "gradient_ascent", "deepcut"], "ratios": [0.05, 0.1], "seeds": [0, 1]},
+    },
+}
+TINY = ["model=tiny_bert", "data.max_samples=200", "eval.batch_size=128", *QUIET]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=sorted(MODES), default="quick")
+    ap.add_argument("--cache", default=None, help="model cache dir (default: a fresh temp dir)")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
+    ap.add_argument("--json", default=None, help="also write the raw figures here")
+    ap.add_argument("--only", default="abcdef", help="which sections to run, e.g. 'ad'")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    plan = MODES[args.mode]
+    cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-cache-"))
+    t0 = time.perf_counter()
+    fig: dict[str, Any] = {"mode": args.mode, "machine": machine(), "versions": package_versions()}
+    timings = {}
+
+    def section(key, fn):
+        t = time.perf_counter()
+        fig[key] = fn()
+        timings[key] = time.perf_counter() - t
+        print(f"[{key}] {timings[key]:.0f}s: {json.dumps(fig[key], default=str)[:600]}", flush=True)
+
+    if "a" in args.only:
+        p, q = plan["a"], plan["a_tiny"]
+        section(
+            "a", lambda: throughput(compose_cfg([*QUIET, *p["overrides"]], cache), p["steps"], p["repeats"])
+        )
+        section(
+            "a_tiny",
+            lambda: throughput(compose_cfg([*QUIET, *q["overrides"]], cache), q["steps"], q["repeats"]),
+        )
+    if "b" in args.only:
+        p = plan["b"]
+        section(
+            "b",
+            lambda: unlearn_vs_retrain(
+                p["datasets"],
+                p["methods"],
+                p["ratios"],
+                p["seeds"],
+                cache,
+                [*QUIET, *NO_ANALYSES, *p["base"]],
+            ),
+        )
+    if "c" in args.only:
+        p = plan["c"]
+        section(
+            "c",
+            lambda: scaling(
+                [*QUIET, *NO_ANALYSES, *p["base"]],
+                p["sizes"],
+                p["forgets"],
+                p["fixed_forget"],
+                p["fixed_size"],
+                cache,
+                p["repeats"],
+            ),
+        )
+        scaling_plot(fig["c"], Path(args.out).parent / "performance_scaling.png")
+    if "d" in args.only:
+        p = plan["d"]
+        section(
+            "d",
+            lambda: eval_throughput(compose_cfg([*QUIET, *p["overrides"]], cache), p["split"], p["repeats"]),
+        )
+    if "e" in args.only:
+        p = plan["e"]
+        fresh = Path(tempfile.mkdtemp(prefix="bench-e-"))
+        section(
+            "e",
+            lambda: count_sweep(p["methods"], p["ratios"], p["seeds"], fresh / "cache", TINY, fresh / "runs"),
+        )
+    fig["f"] = {"benchmark_process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    fig["seconds"] = {**timings, "total": time.perf_counter() - t0}
+    if args.json:
+        Path(args.json).write_text(json.dumps(fig, indent=1, default=str))
+    Path(args.out).write_text(render(fig, args))
+    print(f"wrote {args.out} in {fig['seconds']['total']:.0f}s", file=sys.stderr)
+
+
+def render(fig: dict[str, Any], args) -> str:
+    return json.dumps(fig, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""scripts/benchmark.py does not rot: its sweep counting (e) and eval-agreement check (d) on a tiny
+config; and the ``trainer.compile`` option (off by default) composes and is wired."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import TINY
+from unlearnbench.errors import ConfigError
+from unlearnbench.pipeline import run_experiment
+from unlearnbench.trainer import build_trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmark"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sweep_trains_each_model_once(bench, tmp_path):
+    """M methods x R ratios x S seeds: S originals and R x S retrained models, each trained once,
+    and their outputs computed once (then read from their cache entries)."""
+    base = [*TINY, "data.max_samples=120", "eval.latent=false", "eval.predictions=false"]
+    out = bench.count_sweep(
+        ["finetune", "gradient_ascent"], [0.05, 0.1], [0], tmp_path / "cache", base, tmp_path
+    )
+    assert out["ok"], out
+    assert out["original_trainings"] == 1 and out["retrain_trainings"] == 2
+    assert out["reference_output_passes"] == 2  # one per retrained model, not one per run
+
+
+def test_eval_fast_path_agrees_with_plain_padding(bench, tmp_path):
+    cfg = bench.compose_cfg([*TINY, "data.max_samples=120", "data.max_length=48"], tmp_path)
+    out = bench.eval_throughput(cfg, "train", repeats=1)
+    assert out["same_predictions"] and out["logits_allclose"] and out["same_metrics"], out
+
+
+def test_compile_option_composes_off_by_default(make_cfg, tmp_path):
+    assert make_cfg().trainer.compile is False
+    trainer = build_trainer(
+        {"accelerator": "cpu", "compile": True}, None, tmp_path, max_epochs=1, max_steps=1
+    )
+    assert trainer.max_steps == 1  # not passed on to lightning.Trainer
+    with pytest.raises(ConfigError, match=r"trainer\.compile"):
+        build_trainer({"compile": "yes"}, None, tmp_path, max_epochs=1, max_steps=1)
+
+
+def test_compile_true_compiles_the_model_in_place(make_cfg, tmp_path, monkeypatch):
+    """trainer.compile=true calls nn.Module.compile on the model that is fitted (recorded here, not run:
+    a real compilation takes minutes on CPU and needs a C compiler)."""
+    compiled = []
+    monkeypatch.setattr(
+        torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__)
+    )
+    cfg = make_cfg("method=finetune", "trainer.compile=true", "eval.reference=false", "data.max_samples=120")
+    run_experiment(cfg, tmp_path / "run")
+    assert compiled and all(name.endswith("ForSequenceClassification") for name in compiled)
