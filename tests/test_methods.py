@@ -104,3 +104,22 @@ def test_auto_stop_rule_follows_the_forget_set(make_cfg) -> None:
     stop = resolve_stop_rule(StopParams(rule="auto"), whole)
     assert (stop.rule, stop.threshold) == ("forget_accuracy_below", 0.05)
     assert resolve_stop_rule(StopParams(rule="none"), whole).rule == "none"
+
+
+def test_stop_check_reads_at_most_val_max_samples(make_cfg) -> None:
+    """stop.val_max_samples: each forget_f1_below_val check reads a fixed seeded sample of val (the same
+    at every check, a subset of val); null reads all of it; a non-positive cap is refused."""
+    from unlearnbench.errors import ConfigError
+    from unlearnbench.methods.base import StopOnForgetMetric, StopParams
+
+    _, _, data = prepare(make_cfg())
+    val = data.splits["val"]
+    assert StopOnForgetMetric(data, StopParams(rule="forget_f1_below_val")).val_indices is None
+    capped = StopOnForgetMetric(data, StopParams(rule="forget_f1_below_val", val_max_samples=5))
+    again = StopOnForgetMetric(data, StopParams(rule="forget_f1_below_val", val_max_samples=5))
+    assert len(capped.val_indices) == 5 and set(capped.val_indices) <= set(val.tolist())
+    assert np.array_equal(capped.val_indices, again.val_indices)
+    loader = data.eval_loader("val", indices=capped.val_indices)
+    assert sorted(i for b in loader for i in b["index"].tolist()) == sorted(capped.val_indices.tolist())
+    with pytest.raises(ConfigError, match=r"method\.stop\.val_max_samples"):
+        prepare(make_cfg("method=deepcut", "method.stop.val_max_samples=0"))

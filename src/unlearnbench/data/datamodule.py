@@ -414,9 +414,12 @@ class UnlearnDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
         )
 
-    def eval_loader(self, split: str, batch_size: int | None = None) -> DataLoader:
-        """Batches of similar length (less padding); order does not matter for metrics."""
-        dataset = self.subset(split)
+    def eval_loader(
+        self, split: str, batch_size: int | None = None, indices: np.ndarray | None = None
+    ) -> DataLoader:
+        """Batches of similar length (less padding); order does not matter for metrics.
+        ``indices``: these dataset indices instead of the whole split."""
+        dataset = self.subset(split) if indices is None else self._subset(indices)
         order = np.argsort(dataset.lengths(), kind="stable")
         size = batch_size or self.eval_batch_size
         batches = [order[i : i + size].tolist() for i in range(0, len(order), size)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.evaluation import evaluate
+from unlearnbench.evaluation import predict, split_metrics
 from unlearnbench.trainer import FitStats
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class StopParams:
     rule: str = "none"
     every_n_steps: int = 10
     threshold: float | None = None
+    # forget_f1_below_val: at most this many val samples in each check (a fixed seeded sample), so
+    # that a check costs the same whatever |D|; None: the whole val set (docs/performance.md).
+    val_max_samples: int | None = None
 
 
 @dataclass(kw_only=True)
@@ -91,6 +95,10 @@ class MethodParams:
             raise ConfigError("method.stop.rule", self.stop.rule, f"one of {', '.join(STOP_RULES)}")
         if self.stop.every_n_steps < 1:
             raise ConfigError("method.stop.every_n_steps", self.stop.every_n_steps, "a positive integer")
+        if self.stop.val_max_samples is not None and self.stop.val_max_samples < 1:
+            raise ConfigError(
+                "method.stop.val_max_samples", self.stop.val_max_samples, "a positive integer or null"
+            )
         if self.stop.rule == "forget_accuracy_below" and self.stop.threshold is None:
             raise ConfigError("method.stop.threshold", None, "a forget accuracy in [0, 1] for this rule")
 
@@ -154,6 +162,11 @@ class StopOnForgetMetric(Callback):
     def __init__(self, data: UnlearnDataModule, params: StopParams) -> None:
         self.data, self.params = data, params
         self.history: list[dict[str, float]] = []
+        self.val_indices = None  # None: the whole val split
+        cap, val = params.val_max_samples, data.splits["val"]
+        if cap is not None and len(val) > cap:
+            rng = np.random.default_rng([data.seed, 60013])
+            self.val_indices = np.sort(rng.choice(val, size=cap, replace=False))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.global_step % self.params.every_n_steps:
@@ -167,16 +180,16 @@ class StopOnForgetMetric(Callback):
             trainer.should_stop = True
 
     def _check(self, step: int, pl_module: L.LightningModule) -> dict[str, Any]:
-        splits = ["forget", "val"] if self.params.rule == "forget_f1_below_val" else ["forget"]
-        scores = evaluate(pl_module.model, self.data, splits)
-        forget = scores["forget"]
+        names = self.data.data.label_names
+        forget = split_metrics(predict(pl_module.model, self.data.eval_loader("forget")), names)
         point: dict[str, Any] = {
             "step": step,
             "forget_f1": forget["f1"],
             "forget_accuracy": forget["accuracy"],
         }
         if self.params.rule == "forget_f1_below_val":
-            point["val_f1"] = scores["val"]["f1"]
+            loader = self.data.eval_loader("val", indices=self.val_indices)
+            point["val_f1"] = split_metrics(predict(pl_module.model, loader), names)["f1"]
             point["stop"] = point["forget_f1"] <= point["val_f1"]
         else:
             point["stop"] = point["forget_accuracy"] <= float(self.params.threshold)
