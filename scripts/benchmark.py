@@ -260,6 +260,36 @@ def scaling_plot(scale: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------- (3) the stop-rule check
+def stop_check_cost(cfg: DictConfig, cap: int, repeats: int) -> dict[str, Any]:
+    """Seconds of one ``forget_f1_below_val`` check (DeepCUT's default stop rule) on the whole val set
+    vs on ``stop.val_max_samples`` = ``cap`` of it; interleaved, medians."""
+    from unlearnbench.methods.base import StopOnForgetMetric, StopParams
+
+    _, _, data = pipeline.prepare(cfg)
+    ctx = pipeline.RunContext(cfg, data, None, Path("."))  # type: ignore[arg-type]
+    module = FineTune(ctx.pretrained(), pipeline.train_recipe(cfg), data.num_labels)
+    whole = StopOnForgetMetric(data, StopParams(rule="forget_f1_below_val"))
+    capped = StopOnForgetMetric(data, StopParams(rule="forget_f1_below_val", val_max_samples=cap))
+    t_whole, t_capped = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        whole._check(0, module)
+        t_whole.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        capped._check(0, module)
+        t_capped.append(time.perf_counter() - t)
+    return {
+        "n_forget": len(data.splits.forget),
+        "n_val": len(data.splits.val),
+        "cap": cap,
+        "seconds_whole_val": median(t_whole),
+        "seconds_capped": median(t_capped),
+        "ratio": median([c / w for c, w in zip(t_capped, t_whole, strict=True)]),
+        "repeats": repeats,
+    }
+
+
 # ---------------------------------------------------------------------- (d) evaluation throughput
 class MaxLengthCollator:
     """Pads every batch to ``max_length`` (the plain way): the baseline of (d)."""
@@ -462,15 +492,15 @@ MODES = {
             "steps": 20,
             "repeats": 5,
         },
-        "b": {
+        "b": {  # the real train.* recipe (2 epochs): retraining's cost is what the ratio divides by
             "datasets": {
-                "bbc": ["data=bbc", "data.max_samples=400", "data.max_length=48"],
-                "tweets": ["data=tweets", "data.max_samples=400", "data.max_length=32"],
+                "bbc": ["data=bbc", "data.max_samples=300", "data.max_length=32"],
+                "tweets": ["data=tweets", "data.max_samples=300", "data.max_length=32"],
             },
             "methods": ["finetune", "gradient_ascent", "deepcut"],
             "ratios": [0.01, 0.05, 0.1],
             "seeds": [0],
-            "base": ["train.epochs=1"],
+            "base": [],
         },
         "c": {
             "base": ["data=tweets", "data.max_length=32", "train.epochs=1", "method.stop.rule=none"],
@@ -481,6 +511,7 @@ MODES = {
             "repeats": 1,
         },
         "d": {"overrides": ["data=tweets", "data.max_samples=2000"], "split": "train", "repeats": 3},
+        "s": {"overrides": ["data=tweets", "data.max_length=32"], "cap": 128, "repeats": 3},
         "e": {"methods": ["finetune", "gradient_ascent", "deepcut"], "ratios": [0.05, 0.1], "seeds": [0, 1]},
     },
     # full: MiniLM on full bbc (2,225) and tweets (5,000 default subsample), all methods, 3 seeds.
@@ -504,7 +535,7 @@ MODES = {
             "base": [],
         },
         "c": {
-            "base": ["data=tweets"],
+            "base": ["data=tweets", "method.stop.rule=none"],
             "sizes": [2500, 5000, 10000, 20000],
             "forgets": [25, 50, 100, 200],
             "fixed_forget": 50,
@@ -512,10 +543,23 @@ MODES = {
             "repeats": 3,
         },
         "d": {"overrides": ["data=tweets"], "split": "train", "repeats": 5},
+        "s": {"overrides": ["data=tweets", "data.max_samples=null"], "cap": 256, "repeats": 5},
         "e": {"methods": ["finetune", "gradient_ascent", "deepcut"], "ratios": [0.05, 0.1], "seeds": [0, 1]},
     },
 }
 TINY = ["model=tiny_bert", "data.max_samples=200", "eval.batch_size=128", *QUIET]
+
+
+PROFILE_RUN = [  # (3): one DeepCUT run; py-spy record -- python scripts/benchmark.py --profile-run
+    *QUIET,
+    "data=bbc",
+    "data.max_samples=600",
+    "data.max_length=64",
+    "train.epochs=1",
+    "method=deepcut",
+    "forget.ratio=0.1",
+    "eval.reference=false",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -524,10 +568,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--cache", default=None, help="model cache dir (default: a fresh temp dir)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     ap.add_argument("--json", default=None, help="also write the raw figures here")
-    ap.add_argument("--only", default="abcdef", help="which sections to run, e.g. 'ad'")
+    ap.add_argument("--only", default="abcdse", help="which sections to run, e.g. 'ad'")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)")
+    ap.add_argument("--profile-run", action="store_true", help="only run PROFILE_RUN once (for py-spy)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.profile_run:
+        cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-cache-"))
+        res = pipeline.run_experiment(
+            compose_cfg(PROFILE_RUN, cache), Path(tempfile.mkdtemp(prefix="bench-p-"))
+        )
+        print(json.dumps({"timing": res["timing"], "sizes": res["sizes"]}))
+        return
     plan = MODES[args.mode]
     cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-cache-"))
     t0 = time.perf_counter()
@@ -583,6 +635,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             "d",
             lambda: eval_throughput(compose_cfg([*QUIET, *p["overrides"]], cache), p["split"], p["repeats"]),
         )
+    if "s" in args.only:
+        p = plan["s"]
+        section(
+            "s",
+            lambda: stop_check_cost(compose_cfg([*QUIET, *p["overrides"]], cache), p["cap"], p["repeats"]),
+        )
     if "e" in args.only:
         p = plan["e"]
         fresh = Path(tempfile.mkdtemp(prefix="bench-e-"))
@@ -594,12 +652,134 @@ def main(argv: Sequence[str] | None = None) -> None:
     fig["seconds"] = {**timings, "total": time.perf_counter() - t0}
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=1, default=str))
-    Path(args.out).write_text(render(fig, args))
+    write_doc(Path(args.out), render(fig, args))
     print(f"wrote {args.out} in {fig['seconds']['total']:.0f}s", file=sys.stderr)
 
 
+BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
+
+
+def write_doc(path: Path, block: str) -> None:
+    """Replace the generated block of ``path`` (between the markers), keeping the hand-written text."""
+    text = path.read_text() if path.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text = f"{text.rstrip()}\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    path.write_text(f"{head}{BEGIN}\n{block.strip()}\n{END}{tail}")
+
+
 def render(fig: dict[str, Any], args) -> str:
-    return json.dumps(fig, indent=1, default=str)
+    m, v = fig["machine"], fig["versions"]
+    out = [
+        f"_Generated by `python scripts/benchmark.py --mode {fig['mode']}` "
+        f"({time.strftime('%Y-%m-%d %H:%M')}, {fig['seconds']['total']:.0f} s in all)._",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs while measured), "
+        f"torch threads {m['torch_threads']}, GPU {m['gpu'] or 'none'}; Python {m['python']}, "
+        + ", ".join(f"{k} {v[k]}" for k in sorted(v) if k != "python")
+        + ".",
+        "",
+    ]
+    for key in ("a", "a_tiny"):
+        if key in fig:
+            a = fig[key]
+            sps = a["samples_per_s"]
+            out += [
+                f"**(a) Training throughput, {a['model']}** (max_length {a['max_length']}, batch "
+                f"{a['batch_size']}, {a['steps']} steps per arm, {a['repeats']} interleaved repeats): "
+                f"bare loop {sps['bare']:.1f} samples/s, "
+                f"FineTune + build_trainer {sps['lightning_quiet']:.1f} "
+                f"(progress bar and logger off), {sps['lightning_bar_logger']:.1f} "
+                "(progress bar + CSV logger on). "
+                f"Ratio to the bare loop (median of per-repeat ratios): **{a['ratio_quiet']:.3f}** off, "
+                f"**{a['ratio_bar_logger']:.3f}** on (each repeat: "
+                f"{', '.join(f'{r:.2f}' for r in a['ratios_quiet'])} / "
+                f"{', '.join(f'{r:.2f}' for r in a['ratios_bar_logger'])}).",
+                "",
+            ]
+    if "b" in fig:
+        out += [
+            "**(b) Unlearning wall time / retraining's** (results.json `cost.ratio_to_retrain.seconds`; "
+            "both measured in this process; median over seeds):",
+            "",
+            table(
+                fig["b"],
+                [
+                    ("dataset", "dataset", plain),
+                    ("ratio", "forget ratio", plain),
+                    ("n_forget", "abs D_f", plain),
+                    ("n_train", "abs D", plain),
+                    ("method", "method", plain),
+                    ("seconds", "unlearn s", f2),
+                    ("retrain_seconds", "retrain s", f2),
+                    ("ratio_to_retrain", "x retrain", f3),
+                    ("peak_rss_mb", "peak RSS MB", f1),
+                    ("seeds", "seeds", plain),
+                ],
+            )
+            .replace("abs D_f", "\\|D_f\\|")
+            .replace("abs D", "\\|D\\|"),
+            "",
+        ]
+    if "c" in fig:
+        cols = [
+            ("n_samples", "max_samples", plain),
+            ("n_train", "\\|D\\|", plain),
+            ("n_forget", "\\|D_f\\|", plain),
+            ("seconds", "DeepCUT s", f2),
+        ]
+        out += [
+            "**(c) DeepCUT scaling** (median unlearning seconds; plot: "
+            "[performance_scaling.png](performance_scaling.png)). At fixed \\|D_f\\|:",
+            "",
+            table(fig["c"]["vs_D"], cols),
+            "",
+            "At fixed \\|D\\|:",
+            "",
+            table(fig["c"]["vs_Df"], cols),
+            "",
+            "![DeepCUT scaling](performance_scaling.png)",
+            "",
+        ]
+    if "d" in fig:
+        d = fig["d"]
+        out += [
+            f"**(d) Evaluation throughput** ({d['n']} samples of split {d['split']}, "
+            f"batch {d['batch_size']}, "
+            f"max_length {d['max_length']}, mean length {d['mean_length']:.1f} tokens, {d['repeats']} "
+            f"interleaved repeats): length-sorted + dynamic padding + inference_mode "
+            f"{d['samples_per_s_fast']:.0f} samples/s, fixed order padded to max_length + no_grad "
+            f"{d['samples_per_s_plain']:.0f} samples/s: **{d['ratio']:.2f}x**. Predictions identical: "
+            f"{d['same_predictions']}; logits allclose (1e-4): {d['logits_allclose']} (max abs diff "
+            f"{d['max_abs_logit_diff']:.1e}); metrics identical: {d['same_metrics']}.",
+            "",
+        ]
+    if "s" in fig:
+        c = fig["s"]
+        out += [
+            f"**(3) Stop-rule check** (DeepCUT's `forget_f1_below_val`, {c['n_forget']} forget and "
+            f"{c['n_val']} val samples, {c['repeats']} interleaved repeats): one "
+            f"check on all of val {c['seconds_whole_val']:.2f} s, with `method.stop.val_max_samples="
+            f"{c['cap']}` {c['seconds_capped']:.2f} s: **{c['ratio']:.2f}x** the time.",
+            "",
+        ]
+    if "e" in fig:
+        e = fig["e"]
+        out += [
+            f"**(e) Trainings in a sweep** of {e['M']} methods x {e['R']} ratios x {e['S']} seeds "
+            f"({e['runs']} runs, tiny_bert, one fresh cache): original trained {e['original_trainings']} "
+            f"times (expected S = {e['expected_original']}), retrained model {e['retrain_trainings']} times "
+            f"(expected R x S = {e['expected_retrain']}); the original's outputs computed "
+            f"{e['original_output_passes']} times, the reference's {e['reference_output_passes']} times; "
+            f"cache entries {e['cache_entries']}. **{'OK' if e['ok'] else 'NOT OK'}**.",
+            "",
+        ]
+    out += [
+        f"**(f) Peak RSS** of this benchmark process: {fig['f']['benchmark_process_peak_rss_mb']:.0f} MB "
+        "(per-run unlearning peaks in the table of (b)).",
+    ]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
