@@ -25,7 +25,7 @@ from unlearnbench.evaluation import (
     modified_entropy,
     predict,
 )
-from unlearnbench.evaluation.cost import PeakMemory, cost_section
+from unlearnbench.evaluation.cost import PeakMemory, cost_section, process_peak_rss_mb
 from unlearnbench.evaluation.run import EvalOptions
 from unlearnbench.methods.deepcut import pool
 from unlearnbench.pipeline import RunContext, prepare, run_experiment
@@ -318,3 +318,15 @@ def test_macro_f1_of_a_single_class_split_ignores_stray_predicted_classes() -> N
     preds[:4] = [1, 2, 3, 4]  # 96 % right, four strays into four other classes
     f1 = classification_metrics(labels, preds)["f1_macro"]
     assert f1 == pytest.approx(2 * 0.96 / 1.96)  # not 0.98 / 5
+
+
+def test_process_peak_survives_the_resets_of_peak_memory() -> None:
+    """PeakMemory resets the kernel's RSS high-water mark (which getrusage and /usr/bin/time read);
+    process_peak_rss_mb keeps the process's peak over the resets."""
+    big = bytearray(200 * 2**20)
+    big[::4096] = b"x" * len(big[::4096])  # touch every page: resident
+    peak = process_peak_rss_mb()
+    del big
+    with PeakMemory():
+        pass
+    assert process_peak_rss_mb() >= peak - 1.0

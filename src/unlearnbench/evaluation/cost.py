@@ -10,10 +10,33 @@ from typing import Any, ClassVar
 import torch
 
 COST_KEYS = ("seconds", "steps", "samples", "peak_rss_mb")
+# The process's high-water mark before each reset: a reset also lowers what getrusage and a parent's
+# wait4 (``/usr/bin/time -v``) report as max RSS, so the process peak is kept here (process_peak_rss_mb).
+_peak_before_resets_mb = 0.0
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def process_peak_rss_mb() -> float:
+    """The peak RSS of this process since it started, resets by :class:`PeakMemory` included."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
+    return max(peak_mb, _vm_hwm_mb() or 0.0, _peak_before_resets_mb)
 
 
 def _reset_rss_peak() -> bool:
     """Reset the process's resident-set high-water mark (Linux >= 4.0); False where that is not possible."""
+    global _peak_before_resets_mb
+    _peak_before_resets_mb = process_peak_rss_mb()
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -24,13 +47,9 @@ def _reset_rss_peak() -> bool:
 
 def _peak_rss_mb(after_reset: bool) -> float:
     if after_reset:
-        try:
-            with open("/proc/self/status") as fh:
-                for line in fh:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024.0  # kB
-        except (OSError, ValueError, IndexError):
-            pass
+        hwm = _vm_hwm_mb()
+        if hwm is not None:
+            return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, kB elsewhere
 
