@@ -250,11 +250,11 @@ def scaling_plot(scale: dict[str, list[dict]], path: Path) -> None:
     axes[0].plot([r["n_train"] for r in d], [r["seconds"] for r in d], "o-")
     axes[0].set_xlabel(f"|D| (train samples), |D_f| = {d[0]['n_forget']}")
     axes[0].set_ylabel("DeepCUT unlearning s")
-    axes[0].set_ylim(bottom=0)
+    axes[0].set_ylim(0, 1.2 * max(r["seconds"] for r in d))
     f = scale["vs_Df"]
     axes[1].plot([r["n_forget"] for r in f], [r["seconds"] for r in f], "o-")
     axes[1].set_xlabel(f"|D_f|, |D| = {f[0]['n_train']}")
-    axes[1].set_ylim(bottom=0)
+    axes[1].set_ylim(0, 1.2 * max(r["seconds"] for r in f))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
