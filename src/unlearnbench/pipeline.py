@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from unlearnbench.models import (
     load_tokenizer,
     save_model,
 )
+from unlearnbench.tracking import log_results, tracked_run
 from unlearnbench.trainer import FitStats, build_trainer, timed_fit
 
 log = logging.getLogger(__name__)
@@ -263,8 +265,22 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if main:
         clear_outputs(run_dir)
         atomic_write_json(run_dir / "forget_ids.json", data.sample_ids("forget"))
-    ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
+    with tracked_run(cfg, run_dir) if main else nullcontext() as tracker:
+        results = _unlearn_and_evaluate(cfg, run_dir, method_cls, params, data, t_start)
+        log_results(tracker, results)
+    return results
 
+
+def _unlearn_and_evaluate(
+    cfg: DictConfig,
+    run_dir: Path,
+    method_cls: type[UnlearningMethod],
+    params: MethodParams,
+    data: UnlearnDataModule,
+    t_start: float,
+) -> dict[str, Any]:
+    main = is_main_process()
+    ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
     original = ctx.original()
     log.info(
         "[%s] unlearning: %d forget / %d retain samples",

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from unlearnbench.distributed import all_reduce_sum, cluster_environment, process_info
+from unlearnbench.tracking import WANDB_TARGET, logger_kwargs
 
 # Lightning's start-up chatter (hardware lines, tips) and warnings that do not apply to short
 # unlearning runs would bury the one summary line per job.
@@ -26,6 +27,7 @@ for _pattern in (
     r".*smaller than the logging interval.*",
     r".*does not have many workers.*",
     r".*in eval mode at the start of training.*",
+    r".*There is a wandb run already in progress.*",  # each fit's WandbLogger joins the job's run
     r".*The `srun` command is available on your system but is not used.*",  # local runs on a Slurm host
 ):
     warnings.filterwarnings("ignore", message=_pattern)
@@ -53,6 +55,8 @@ def build_trainer(
     # not guess: a spawned job inside a one-task Slurm allocation would look like Slurm otherwise.
     env = cluster_environment() if process_info().world_size > 1 else None
     if logger_cfg:
+        if logger_cfg.get("_target_") == WANDB_TARGET:
+            logger_cfg = logger_kwargs(logger_cfg)
         logger = instantiate(dict(logger_cfg), save_dir=str(log_dir), _convert_="all")
     return L.Trainer(
         **dict(trainer_cfg),
