@@ -82,12 +82,11 @@ def test_report_logs_its_table_as_a_wandb_table(tmp_path, monkeypatch) -> None:
     from unlearnbench.report import main
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.chdir(tmp_path)  # wandb's files land in ./wandb
     for seed in (0, 1):
         fake_run(tmp_path / "sweep", "retrain", seed, 0.9, 10.0)
         fake_run(tmp_path / "sweep", "deepcut", seed, 0.8, 1.0)
     assert main([str(tmp_path / "sweep"), "--no-plots", "--wandb", "unlearnbench-tests"]) == 0
-    logged = read_offline_run(tmp_path)
+    logged = read_offline_run(tmp_path / "sweep")  # the report's dir
     assert logged["run"].job_type == "report" and logged["run"].project == "unlearnbench-tests"
     assert {"results/_type", "results/nrows"} <= logged["history"]
     assert logged["summary"]["results/_type"] == '"table-file"'

@@ -358,9 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(table.to_markdown(index=False))
     if args.wandb:
-        where = log_report_table(
-            table, args.wandb, f"report-{Path(args.out or args.dirs[0]).name}", args.wandb_entity
-        )
+        out = Path(args.out or args.dirs[0])
+        where = log_report_table(table, args.wandb, f"report-{out.name}", out, args.wandb_entity)
         print(f"wandb Table 'results' logged: {where}")
     for f in failures:
         print(f"FAILED {f['run_dir']}: {f['type']}: {f['message']}")

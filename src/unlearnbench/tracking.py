@@ -111,8 +111,9 @@ def log_results(run: Any, results: Mapping[str, Any]) -> None:
     run.log({f"final/{k}": v for k, v in summary.items()})
 
 
-def log_report_table(frame: Any, project: str, name: str, entity: str | None = None) -> str:
-    """A report table (pandas) as a wandb Table in its own run (job_type ``report``); returns its dir."""
+def log_report_table(frame: Any, project: str, name: str, directory: Path, entity: str | None = None) -> str:
+    """A report table (pandas) as a wandb Table in its own run (job_type ``report``), its files
+    under ``directory``/wandb; returns the run's dir."""
     import wandb
 
     run = wandb.init(
@@ -120,6 +121,7 @@ def log_report_table(frame: Any, project: str, name: str, entity: str | None = N
         entity=entity,
         job_type="report",
         name=name,
+        dir=str(directory),
         mode=resolve_mode("auto"),
         reinit="finish_previous",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -12,7 +13,8 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
 from unlearnbench.distributed import all_reduce_sum, cluster_environment, process_info
@@ -33,12 +35,37 @@ for _pattern in (
     warnings.filterwarnings("ignore", message=_pattern)
 
 
+LAST_CHECKPOINT = "last.ckpt"
+
+
 @dataclass
 class FitStats:
     seconds: float = 0.0
     steps: int = 0
     samples: int = 0
     stopped_early: bool = False
+    resumed_from_step: int | None = None  # a killed fit resumed from its checkpoint at this step
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp name and renamed into place: a kill never leaves a torn one.
+    They are loaded with ``weights_only=True`` (see :func:`timed_fit`)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        tmp = Path(f"{path}.tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+def checkpoint_callback(directory: Path, every_n_steps: int) -> ModelCheckpoint:
+    """Keeps ``<directory>/last.ckpt``: the state of the fit every ``every_n_steps`` steps."""
+    return ModelCheckpoint(
+        dirpath=directory,
+        filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
+        every_n_train_steps=every_n_steps,
+        save_top_k=1,  # no monitor: the latest one
+        enable_version_counter=False,
+    )
 
 
 def build_trainer(
@@ -50,7 +77,10 @@ def build_trainer(
     max_steps: int,
     callbacks: Sequence[Callback] = (),
 ) -> L.Trainer:
+    """A Trainer for one fit. A :func:`checkpoint_callback` among ``callbacks`` turns checkpoints on."""
     logger = False
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    plugins: list[Any] = [AtomicCheckpointIO()] if checkpointing else []
     # Under DDP, Lightning must use the environment that started the ranks (Slurm or torchrun-style),
     # not guess: a spawned job inside a one-task Slurm allocation would look like Slurm otherwise.
     env = cluster_environment() if process_info().world_size > 1 else None
@@ -64,9 +94,9 @@ def build_trainer(
         max_steps=max_steps,
         logger=logger,
         callbacks=list(callbacks),
-        plugins=[env] if env is not None else None,
+        plugins=[*plugins, env] if env is not None else plugins or None,
         default_root_dir=str(log_dir),
-        enable_checkpointing=False,
+        enable_checkpointing=checkpointing,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         # Samplers are rank-aware themselves (paired forget/retain batches cannot be re-wrapped).
@@ -74,9 +104,12 @@ def build_trainer(
     )
 
 
-def timed_fit(module: L.LightningModule, loader: DataLoader, trainer: L.Trainer) -> FitStats:
+def timed_fit(
+    module: L.LightningModule, loader: DataLoader, trainer: L.Trainer, resume_from: Path | None = None
+) -> FitStats:
+    """Fit, from the checkpoint ``resume_from`` when given (a killed fit's last state)."""
     start = time.perf_counter()
-    trainer.fit(module, train_dataloaders=loader)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from, weights_only=True)
     seconds = time.perf_counter() - start
     return FitStats(
         seconds=seconds,
