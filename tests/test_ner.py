@@ -299,3 +299,11 @@ def test_ner_run_end_to_end_writes_entity_scores(make_cfg, tmp_path) -> None:
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["reference"]["forget"]["n"] == results["sizes"]["forget"]
     print(f"tiny NER run (wnut16, 120 sentences, deepcut): {seconds:.1f} s")
+
+
+def test_whole_entity_type_forgetting_accepts_the_type_index(make_cfg) -> None:
+    """forget.class_name=0 names the first entity type, as a class index does for classification
+    (experiment=paper forgets each dataset's first class)."""
+    by_index = prepare(make_cfg("data=wnut16", "forget=class", "forget.class_name=0"))[2]
+    by_name = prepare(make_cfg("data=wnut16", "forget=class", "forget.class_name=company"))[2]
+    assert by_index.sample_ids("forget") == by_name.sample_ids("forget") and by_index.sample_ids("forget")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -87,7 +86,10 @@ class ModelCache:
                 if final.exists():  # a partial or damaged entry (a crash, a bad copy): trained again
                     shutil.rmtree(final)
                 log.info("cache miss: training %s model %s", kind, key)
-                work_dir = tempfile.mkdtemp(dir=final.parent, prefix=f".{kind}-{key}.")
+                # A fixed name (not a fresh temp dir): a training killed here left its checkpoints
+                # in it, and the next attempt resumes from them (see RunContext.fit).
+                work_dir = str(final.parent / f".{kind}-{key}.partial")
+                Path(work_dir).mkdir(exist_ok=True)
             work = Path(broadcast(work_dir))
             try:
                 model, meta = train(work)

@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from unlearnbench.cache import CacheEntry, ModelCache
 from unlearnbench.data import UnlearnDataModule
-from unlearnbench.distributed import is_main_process, launch, needs_launch, process_group, process_info
+from unlearnbench.data.datamodule import ResumableLoader
+from unlearnbench.distributed import (
+    barrier,
+    is_main_process,
+    launch,
+    needs_launch,
+    process_group,
+    process_info,
+)
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation.cost import PeakMemory
 from unlearnbench.evaluation.run import (
@@ -44,10 +53,20 @@ from unlearnbench.models import (
     load_tokenizer,
     save_model,
 )
-from unlearnbench.trainer import FitStats, build_trainer, compile_option, maybe_compile, timed_fit
+from unlearnbench.tracking import log_results, tracked_run
+from unlearnbench.trainer import (
+    LAST_CHECKPOINT,
+    FitStats,
+    build_trainer,
+    checkpoint_callback,
+    compile_option,
+    maybe_compile,
+    timed_fit,
+)
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
+CHECKPOINT_DIR = "checkpoints"  # in a fit's log dir: the run dir, or a cache entry's work dir
 RESULTS_FILE = "results.json"
 # Keys of the data config that describe it and do not change a model trained on it (not in cache keys).
 DESCRIPTIVE_DATA_KEYS = ("origin", "licence")
@@ -79,18 +98,41 @@ class RunContext:
         callbacks=(),
         log_dir: Path | None = None,
     ) -> FitStats:
+        """Fit ``module``; with ``checkpoint.every_n_steps``, its state is kept in
+        ``<log_dir>/checkpoints`` while it trains, a fit killed before its end resumes from there
+        when the job runs again, and the checkpoints go once it has finished."""
         L.seed_everything(self.seed, workers=True, verbose=False)
         trainer_cfg = OmegaConf.to_container(self.cfg.trainer, resolve=True)
         maybe_compile(module, trainer_cfg)
+        log_dir = log_dir or self.run_dir
+        every = int(self.cfg.get("checkpoint", {}).get("every_n_steps") or 0)
+        ckpt_dir = log_dir / CHECKPOINT_DIR
+        last = ckpt_dir / LAST_CHECKPOINT
+        resume_from = last if every and last.exists() else None
+        resumed_step = None
+        if resume_from is not None:
+            state = torch.load(last, map_location="cpu", weights_only=True)
+            resumed_step = int(state["global_step"])
+            # The batches of the interrupted epoch that were trained on: the loader skips them (its
+            # order is seeded by the epoch), so the fit goes on exactly where it stopped.
+            done = state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"]
+            if isinstance(loader, ResumableLoader) and done < len(loader):  # else: the epoch had ended
+                loader.load_state_dict({"batches_taken": int(done)})
+            log.info("resuming a killed fit from step %d (%s)", resumed_step, resume_from)
         trainer = build_trainer(
             trainer_cfg,
             OmegaConf.to_container(self.cfg.logger, resolve=True) if self.cfg.get("logger") else None,
-            log_dir or self.run_dir,
+            log_dir,
             max_epochs=params.epochs,
             max_steps=params.max_steps,
-            callbacks=callbacks,
+            callbacks=[*callbacks, checkpoint_callback(ckpt_dir, every)] if every else callbacks,
         )
-        return timed_fit(module, loader, trainer)
+        stats = timed_fit(module, loader, trainer, resume_from)
+        stats.resumed_from_step = resumed_step
+        barrier()
+        if is_main_process():
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return stats
 
     def pretrained(self):
         """A fresh copy of the pretrained model with a new head (the start of every fine-tuning)."""
@@ -266,8 +308,22 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if main:
         clear_outputs(run_dir)
         atomic_write_json(run_dir / "forget_ids.json", data.sample_ids("forget"))
-    ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
+    with tracked_run(cfg, run_dir) if main else nullcontext() as tracker:
+        results = _unlearn_and_evaluate(cfg, run_dir, method_cls, params, data, t_start)
+        log_results(tracker, results)
+    return results
 
+
+def _unlearn_and_evaluate(
+    cfg: DictConfig,
+    run_dir: Path,
+    method_cls: type[UnlearningMethod],
+    params: MethodParams,
+    data: UnlearnDataModule,
+    t_start: float,
+) -> dict[str, Any]:
+    main = is_main_process()
+    ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir)
     original = ctx.original()
     log.info(
         "[%s] unlearning: %d forget / %d retain samples",

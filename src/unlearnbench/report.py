@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from unlearnbench.io import atomic_write_text
 from unlearnbench.plots import write_plots
+from unlearnbench.tracking import log_report_table
 
 log = logging.getLogger(__name__)
 GROUP = ["dataset", "model", "forget", "method", "variant"]
@@ -343,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+", help="run or sweep dirs (searched recursively)")
     parser.add_argument("--out", default=None, help="where to write results.* (default: the first dir)")
     parser.add_argument("--no-plots", action="store_true", help="tables only, no PNG figures")
+    parser.add_argument(
+        "--wandb", metavar="PROJECT", default=None, help="also log the table as a wandb Table to PROJECT"
+    )
+    parser.add_argument("--wandb-entity", default=None, help="the wandb entity (team) of --wandb")
     args = parser.parse_args(argv)
     try:
         table, failures = write_report(args.dirs, args.out or args.dirs[0], plots=not args.no_plots)
@@ -352,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no finished runs found")
         return 1
     print(table.to_markdown(index=False))
+    if args.wandb:
+        out = Path(args.out or args.dirs[0])
+        where = log_report_table(table, args.wandb, f"report-{out.name}", out, args.wandb_entity)
+        print(f"wandb Table 'results' logged: {where}")
     for f in failures:
         print(f"FAILED {f['run_dir']}: {f['type']}: {f['message']}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -12,11 +13,13 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
 from unlearnbench.distributed import all_reduce_sum, cluster_environment, process_info
 from unlearnbench.errors import ConfigError
+from unlearnbench.tracking import WANDB_TARGET, logger_kwargs
 
 # Lightning's start-up chatter (hardware lines, tips) and warnings that do not apply to short
 # unlearning runs would bury the one summary line per job.
@@ -27,6 +30,7 @@ for _pattern in (
     r".*smaller than the logging interval.*",
     r".*does not have many workers.*",
     r".*in eval mode at the start of training.*",
+    r".*There is a wandb run already in progress.*",  # each fit's WandbLogger joins the job's run
     r".*The `srun` command is available on your system but is not used.*",  # local runs on a Slurm host
 ):
     warnings.filterwarnings("ignore", message=_pattern)
@@ -51,12 +55,37 @@ def maybe_compile(module: L.LightningModule, trainer_cfg: Mapping[str, Any]) -> 
         module.model.compile()
 
 
+LAST_CHECKPOINT = "last.ckpt"
+
+
 @dataclass
 class FitStats:
     seconds: float = 0.0
     steps: int = 0
     samples: int = 0
     stopped_early: bool = False
+    resumed_from_step: int | None = None  # a killed fit resumed from its checkpoint at this step
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp name and renamed into place: a kill never leaves a torn one.
+    They are loaded with ``weights_only=True`` (see :func:`timed_fit`)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        tmp = Path(f"{path}.tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+def checkpoint_callback(directory: Path, every_n_steps: int) -> ModelCheckpoint:
+    """Keeps ``<directory>/last.ckpt``: the state of the fit every ``every_n_steps`` steps."""
+    return ModelCheckpoint(
+        dirpath=directory,
+        filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
+        every_n_train_steps=every_n_steps,
+        save_top_k=1,  # no monitor: the latest one
+        enable_version_counter=False,
+    )
 
 
 def build_trainer(
@@ -68,11 +97,16 @@ def build_trainer(
     max_steps: int,
     callbacks: Sequence[Callback] = (),
 ) -> L.Trainer:
+    """A Trainer for one fit. A :func:`checkpoint_callback` among ``callbacks`` turns checkpoints on."""
     logger = False
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    plugins: list[Any] = [AtomicCheckpointIO()] if checkpointing else []
     # Under DDP, Lightning must use the environment that started the ranks (Slurm or torchrun-style),
     # not guess: a spawned job inside a one-task Slurm allocation would look like Slurm otherwise.
     env = cluster_environment() if process_info().world_size > 1 else None
     if logger_cfg:
+        if logger_cfg.get("_target_") == WANDB_TARGET:
+            logger_cfg = logger_kwargs(logger_cfg)
         logger = instantiate(dict(logger_cfg), save_dir=str(log_dir), _convert_="all")
     compile_option(trainer_cfg)  # checked here too: a bad value fails before training
     return L.Trainer(
@@ -81,9 +115,9 @@ def build_trainer(
         max_steps=max_steps,
         logger=logger,
         callbacks=list(callbacks),
-        plugins=[env] if env is not None else None,
+        plugins=[*plugins, env] if env is not None else plugins or None,
         default_root_dir=str(log_dir),
-        enable_checkpointing=False,
+        enable_checkpointing=checkpointing,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         # Samplers are rank-aware themselves (paired forget/retain batches cannot be re-wrapped).
@@ -91,9 +125,12 @@ def build_trainer(
     )
 
 
-def timed_fit(module: L.LightningModule, loader: DataLoader, trainer: L.Trainer) -> FitStats:
+def timed_fit(
+    module: L.LightningModule, loader: DataLoader, trainer: L.Trainer, resume_from: Path | None = None
+) -> FitStats:
+    """Fit, from the checkpoint ``resume_from`` when given (a killed fit's last state)."""
     start = time.perf_counter()
-    trainer.fit(module, train_dataloaders=loader)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from, weights_only=True)
     seconds = time.perf_counter() - start
     return FitStats(
         seconds=seconds,

@@ -247,6 +247,30 @@ def read_token_cache(path: Path, n: int) -> list[list[int]] | None:
     return column if len(column) == n else None
 
 
+class ResumableLoader(DataLoader):
+    """A training loader whose place in the epoch is part of a Lightning checkpoint: a fit resumed
+    mid-epoch skips the batches it had already trained on (its sampler gives the same order again,
+    being seeded by the epoch), so it sees the same batches as a fit that was never interrupted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._taken, self._skip = 0, 0
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        skip, self._skip, self._taken = self._skip, 0, 0
+        for batch in super().__iter__():
+            self._taken += 1
+            if self._taken > skip:
+                yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batches_taken": self._taken}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Skip this many batches of the next epoch's iteration (the resumed epoch's done part)."""
+        self._skip = int(state.get("batches_taken", 0))
+
+
 class UnlearnDataModule(L.LightningDataModule):
     """Loads, splits and tokenizes one dataset; hands out loaders for every split and phase."""
 
@@ -400,13 +424,12 @@ class UnlearnDataModule(L.LightningDataModule):
             raise ConfigError("batch_size", batch_size, "a positive integer")
         dataset = self._subset(indices)
         here = process_info()
-        if here.world_size > 1:
-            sampler: Sampler = torch.utils.data.DistributedSampler(
-                dataset, num_replicas=here.world_size, rank=here.rank, shuffle=True, seed=seed
-            )
-        else:
-            sampler = torch.utils.data.RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-        return DataLoader(
+        # Seeded by (seed, epoch), not by a generator's running state: a resumed fit gets the same
+        # order for its epoch. Under DDP each rank reads its own share.
+        sampler = torch.utils.data.DistributedSampler(
+            dataset, num_replicas=here.world_size, rank=here.rank, shuffle=True, seed=seed
+        )
+        return ResumableLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -445,7 +468,7 @@ class UnlearnDataModule(L.LightningDataModule):
             min_per_class=min_per_class,
             seed=seed,
         )
-        return DataLoader(
+        return ResumableLoader(
             PairedDataset(forget, retain),
             batch_sampler=sampler,
             collate_fn=self.collate,

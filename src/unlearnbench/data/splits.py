@@ -138,11 +138,18 @@ def read_id_file(path: str | Path) -> list[str]:
 
 
 def _entity_type_members(data: TokenDataset, train: np.ndarray, value: Any) -> np.ndarray:
-    """Training sentences that hold an entity of type ``value`` (``person``, or a tag: ``B-person``)."""
+    """Training sentences that hold an entity of type ``value`` (``person``, a tag ``B-person``, or
+    the index of the type among the sorted entity types, as class indices name classes)."""
     kinds = data.entity_types()
     kind = str(value)[2:] if str(value)[:2] in ("B-", "I-") else str(value)
+    if kind.isdigit() and kind not in kinds and int(kind) < len(kinds):
+        kind = kinds[int(kind)]
     if kind not in kinds:
-        raise ConfigError("forget.class_name", value, f"an entity type of this token dataset: one of {kinds}")
+        raise ConfigError(
+            "forget.class_name",
+            value,
+            f"an entity type of this token dataset (or its index 0..{len(kinds) - 1}): one of {kinds}",
+        )
     tag_ids = {i for i, n in enumerate(data.label_names) if n in (f"B-{kind}", f"I-{kind}")}
     return np.array([i for i in train if tag_ids.intersection(data.tags[int(i)].tolist())], dtype=np.int64)
 

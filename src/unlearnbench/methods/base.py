@@ -212,6 +212,27 @@ class UnlearningMethod(L.LightningModule):
         self.model, self.params, self.num_labels = model, params, num_labels
         self.samples_seen = 0
 
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Dropout draws from torch's RNG: with its state, a resumed fit continues bit for bit.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Starting an epoch's DataLoader iterator draws from the RNG too. Saved mid-epoch, the state
+        # already includes that draw: set it at the first batch, after the resumed epoch's iterator
+        # has started. Saved at an epoch's last batch: set it now, before the next epoch starts.
+        state = checkpoint.get("torch_rng_state")
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+        if state is not None and progress.get("is_last_batch"):
+            torch.set_rng_state(state)
+            state = None
+        self._rng_to_restore = state
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if getattr(self, "_rng_to_restore", None) is not None:
+            torch.set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
+
     # ------------------------------------------------------------------ config
     @classmethod
     def parse_params(cls, cfg: Mapping[str, Any] | DictConfig) -> MethodParams:
