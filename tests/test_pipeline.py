@@ -36,6 +36,7 @@ def test_results_json_has_the_documented_schema(make_cfg, tmp_path) -> None:
         assert -1.0 <= on_disk["latent"][when]["forget"]["silhouette"] <= 1.0
     cost = on_disk["cost"]
     assert cost["steps"] == on_disk["timing"]["steps"] and cost["peak_rss_mb"] > 0
+    assert cost["process_peak_rss_mb"] >= cost["peak_rss_mb"]  # the whole job's peak, not one block's
     assert cost["ratio_to_retrain"]["seconds"] == cost["seconds"] / cost["retrain"]["seconds"]
     assert (tmp_path / "predictions.parquet").exists() and (tmp_path / "embeddings.npz").exists()
     forget_ids = json.loads((tmp_path / "forget_ids.json").read_text())

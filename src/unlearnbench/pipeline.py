@@ -33,7 +33,7 @@ from unlearnbench.distributed import (
     process_info,
 )
 from unlearnbench.errors import ConfigError
-from unlearnbench.evaluation.cost import PeakMemory
+from unlearnbench.evaluation.cost import PeakMemory, process_peak_rss_mb
 from unlearnbench.evaluation.run import (
     EMBEDDINGS_FILE,
     PREDICTIONS_FILE,
@@ -354,7 +354,8 @@ def _unlearn_and_evaluate(
         "reference": evaluation["reference"],
         "mia": evaluation["mia"],
         "latent": evaluation["latent"],
-        "cost": evaluation["cost"],
+        # The job's whole process, training of cached models included: /usr/bin/time under-reports it.
+        "cost": {**evaluation["cost"], "process_peak_rss_mb": process_peak_rss_mb()},
         "timing": {
             "unlearn_seconds": outcome.stats.seconds,
             "eval_seconds": eval_seconds,
