@@ -99,7 +99,7 @@ class ModelCache:
                     save_model(model, work)
                     atomic_write_json(work / "meta.json", meta)
                     work.replace(final)
-            except BaseException:
+            except Exception:  # an interrupt (Ctrl-C, SIGTERM, SIGKILL) keeps the checkpoints to resume from
                 if main:
                     shutil.rmtree(work, ignore_errors=True)
                 raise
