@@ -91,3 +91,24 @@ def test_report_logs_its_table_as_a_wandb_table(tmp_path, monkeypatch) -> None:
     assert {"results/_type", "results/nrows"} <= logged["history"]
     assert logged["summary"]["results/_type"] == '"table-file"'
     assert logged["summary"]["results/nrows"] == "2"  # one row per method
+
+
+def test_mode_auto_with_a_key_goes_offline_fast_when_the_network_hangs(monkeypatch) -> None:
+    import socket
+    import time
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "fake-key-for-the-probe-0000")
+
+    def hang(*args, **kwargs):
+        time.sleep(30)  # packets dropped: no answer for long
+        raise OSError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    start = time.perf_counter()
+    assert resolve_mode("auto") == "offline"
+    assert time.perf_counter() - start < 5
+    monkeypatch.setattr(
+        socket, "create_connection", lambda *a, **k: type("C", (), {"close": lambda s: None})()
+    )
+    assert resolve_mode("auto") == "online"  # key and network: online

@@ -10,7 +10,9 @@ import os
 import platform
 import re
 import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -107,3 +109,25 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def unreachable_reason(host: str, port: int = 443, timeout: float = 2.0) -> str | None:
+    """Why ``host:port`` cannot be reached, or None when a TCP connection opens; bounded by
+    ``timeout`` seconds in all, the name lookup included (which has no timeout of its own)."""
+    result: list[BaseException | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(None)
+        except OSError as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not result:
+        return f"no answer from {host} within {timeout:.0f} s"
+    if result[0] is not None:
+        return f"{host} cannot be reached ({result[0]})"
+    return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from unlearnbench.errors import ConfigError
+from unlearnbench.io import unreachable_reason
 
 log = logging.getLogger(__name__)
 WANDB_TARGET = "lightning.pytorch.loggers.WandbLogger"
@@ -42,14 +42,6 @@ def _has_api_key() -> bool:
         return False
 
 
-def _reachable(host: str = "api.wandb.ai", port: int = 443, timeout: float = 2.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def resolve_mode(mode: str | None) -> str:
     """``auto``: offline unless an API key and the network are both there; WANDB_MODE wins."""
     mode = mode or "auto"
@@ -58,7 +50,7 @@ def resolve_mode(mode: str | None) -> str:
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     if mode == "auto":
-        return "online" if _has_api_key() and _reachable() else "offline"
+        return "online" if _has_api_key() and unreachable_reason("api.wandb.ai") is None else "offline"
     return mode
 
 

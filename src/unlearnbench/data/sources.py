@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import socket
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from unlearnbench.errors import ConfigError, DataError
+from unlearnbench.io import unreachable_reason
 
 SOURCES = ("embedded_bbc", "embedded_tweets", "embedded_wnut16", "embedded_spam", "hf", "local")
 TASKS = ("sequence_classification", "token_classification")
@@ -365,23 +364,7 @@ def hub_offline_reason(timeout: float = HUB_PROBE_SECONDS) -> str | None:
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         if _env_true(var):
             return f"{var}={os.environ[var]} is set"
-    result: list[BaseException | None] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection(HUB_HOST, timeout=timeout).close()
-            result.append(None)
-        except OSError as exc:
-            result.append(exc)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not result:
-        return f"no answer from {HUB_HOST[0]} within {timeout:.0f} s"
-    if result[0] is not None:
-        return f"{HUB_HOST[0]} cannot be reached ({result[0]})"
-    return None
+    return unreachable_reason(*HUB_HOST, timeout=timeout)
 
 
 def offline_error(hub_name: str, reason: str, cache_tried: bool, detail: str = "") -> DataError:
