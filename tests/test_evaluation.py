@@ -312,6 +312,38 @@ def test_switched_off_sections_and_splits(shared_cache, tmp_path) -> None:
     assert results["cost"]["seconds"] == 0.0
 
 
+def test_whole_class_forgetting_scores_the_kept_classes_of_test(shared_cache, tmp_path) -> None:
+    """After whole-class forgetting, ``test_kept`` is the test split without the forgotten class:
+    its n and macro-F1 agree with predictions.parquet; a random forget set has no such entry."""
+    cfg = compose_cfg(
+        [
+            "method=retrain",
+            *CHEAP,
+            "forget=class",
+            "forget.class_name=tech",
+            "forget.ratio=1.0",
+            "eval.mia=false",
+        ],
+        shared_cache,
+    )
+    results = run_experiment(cfg, tmp_path / "class")
+    frame = pd.read_parquet(tmp_path / "class" / "predictions.parquet")
+    test = frame[frame.split == "test"]
+    tech = list(prepare(cfg)[2].data.label_names).index("tech")
+    kept = test[test.label != tech]
+    assert 0 < len(kept) < len(test)
+    scores = results["metrics"]["test_kept"]
+    assert scores["n"] == len(kept) and results["metrics"]["test"]["n"] == len(test)
+    assert scores["f1"] == pytest.approx(f1_score(kept.label, kept.pred, average="macro", zero_division=0))
+    assert scores["accuracy"] == pytest.approx((kept.label == kept.pred).mean())
+    # the retrained model never learnt "tech": its full-test score drops, its kept-classes one does not
+    assert scores["accuracy"] > results["metrics"]["test"]["accuracy"]
+    random = run_experiment(
+        compose_cfg(["method=original", CHEAP[0], "eval.mia=false"], shared_cache), tmp_path / "r"
+    )
+    assert "test_kept" not in random["metrics"]
+
+
 def test_macro_f1_of_a_single_class_split_ignores_stray_predicted_classes() -> None:
     labels = np.zeros(100, dtype=int)
     preds = np.zeros(100, dtype=int)

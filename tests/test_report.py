@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -230,3 +231,16 @@ def test_a_thousand_runs_report_in_seconds(tmp_path) -> None:
     summary = pd.read_csv(tmp_path / "out" / "results.csv")
     assert summary.seeds.tolist() == [200] * 5
     assert seconds < 15, f"report of 1,000 runs took {seconds:.1f} s"
+
+
+def test_whole_class_runs_get_a_kept_classes_test_column(tmp_path) -> None:
+    for method, f1 in (("retrain", 0.7), ("deepcut", 0.6)):
+        fake_run(tmp_path, method, 0, f1, 1.0)
+        path = tmp_path / f"{method}-0" / "results.json"
+        results = json.loads(path.read_text())
+        results["metrics"]["test_kept"] = {"accuracy": f1 + 0.25, "f1": f1 + 0.25, "n": 8}
+        atomic_write_json(path, results)
+    table, _ = write_report([tmp_path], tmp_path, plots=False)
+    assert list(table["test F1 kept"]) == ["95.0", "85.0"]
+    fake_run(tmp_path / "random", "retrain", 0, 0.9, 1.0)
+    assert "test F1 kept" not in write_report([tmp_path / "random"], tmp_path / "random", plots=False)[0]

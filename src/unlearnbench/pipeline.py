@@ -60,6 +60,7 @@ from unlearnbench.trainer import (
     build_trainer,
     checkpoint_callback,
     compile_option,
+    eval_device,
     maybe_compile,
     timed_fit,
 )
@@ -186,6 +187,10 @@ class RunContext:
                 spec = {**self._model_spec(), "recipe": asdict(recipe)}
             self._original = self.cache.get_or_train("original", spec, train)
         return self._original
+
+    def on_eval_device(self, model):
+        """``model`` moved to where evaluation runs (:func:`~unlearnbench.trainer.eval_device`)."""
+        return model.to(eval_device(self.cfg.trainer))
 
     def frozen_original(self):
         """A separate, frozen copy of theta_0 (a teacher or reference model for the method)."""

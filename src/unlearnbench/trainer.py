@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -86,6 +87,15 @@ def checkpoint_callback(directory: Path, every_n_steps: int) -> ModelCheckpoint:
         save_top_k=1,  # no monitor: the latest one
         enable_version_counter=False,
     )
+
+
+def eval_device(trainer_cfg: Mapping[str, Any]) -> torch.device:
+    """Where evaluation's forward passes run: the fit's accelerator. Lightning moves a model back to
+    the CPU when a fit ends, and the cached models load there, so evaluation must move them itself."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", process_info().local_rank)
+    return torch.device("cpu")
 
 
 def build_trainer(

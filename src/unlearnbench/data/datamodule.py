@@ -399,6 +399,11 @@ class UnlearnDataModule(L.LightningDataModule):
         assert self.data is not None and self.splits is not None
         return self.data.labels[self.splits[split]]
 
+    def forgotten_classes(self) -> list[int]:
+        """The classes of the forget set that the retain set lacks (whole-class forgetting), sorted;
+        empty for a random forget set or part of a class. Sample labels: strata for token tasks."""
+        return sorted(set(self.labels("forget").tolist()) - set(self.labels("retain").tolist()))
+
     def sample_classes(self, split: str) -> np.ndarray | list[frozenset[int]]:
         """What a class-stratified batch covers: each sample's label, or the entity tags of each sentence."""
         assert self.data is not None and self.splits is not None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,6 +97,15 @@ class EvalOptions:
         return [s for s in SPLIT_ORDER if s in needed]
 
 
+TEST_KEPT = "test_kept"  # metrics of the test samples of the classes kept (whole-class forgetting)
+
+
+def kept_classes(pred: Predictions, forgotten: Sequence[int]) -> Predictions:
+    """The rows of ``pred`` whose true class was not forgotten: after whole-class forgetting, the
+    utility that is left to keep (the full test split loses the forgotten class by design)."""
+    return pred.take(pred.indices[~np.isin(pred.labels, forgotten)])
+
+
 def json_ready(obj: Any) -> Any:
     """NaN (an undefined metric) as null; numpy scalars as Python numbers."""
     if isinstance(obj, dict):
@@ -128,7 +137,9 @@ def original_outputs(ctx: RunContext, own: Mapping[str, Predictions] | None) -> 
         return pred
     # A fresh copy from disk: a method may have trained the in-memory original in place.
     pred, _ = cached_outputs(
-        directory, indices, lambda: _predict_splits(ctx.frozen_original(), data, ["train", "test"])
+        directory,
+        indices,
+        lambda: _predict_splits(ctx.on_eval_device(ctx.frozen_original()), data, ["train", "test"]),
     )
     return pred
 
@@ -162,7 +173,9 @@ def reference_outputs(ctx: RunContext, outcome: UnlearnOutcome, own: Mapping[str
         else:
             entry = ctx.reference_retrained()  # trains it when this is the first run that needs it
             pred, _ = cached_outputs(
-                directory / "eval", indices, lambda: _predict_splits(entry.model, data, ["forget", "test"])
+                directory / "eval",
+                indices,
+                lambda: _predict_splits(ctx.on_eval_device(entry.model), data, ["forget", "test"]),
             )
     meta = json.loads((directory / "meta.json").read_text())
     info = {"model": "retrain", "cache_key": key, "from_cache": from_cache, "is_self": is_self}
@@ -242,9 +255,12 @@ def evaluate_run(
     if extra:
         log.info("also evaluating %s (eval.reference / eval.mia / eval.latent need them)", extra)
     embeddings = opts.latent or opts.embeddings_per_split > 0
-    after = {s: predict(outcome.model, data.eval_loader(s), embeddings=embeddings).sorted() for s in splits}
+    model = ctx.on_eval_device(outcome.model)
+    after = {s: predict(model, data.eval_loader(s), embeddings=embeddings).sorted() for s in splits}
     names = data.data.label_names
     metrics = {s: split_metrics(p, names) for s, p in after.items()}
+    if "test" in after and not data.is_token_task and data.forgotten_classes():
+        metrics[TEST_KEPT] = split_metrics(kept_classes(after["test"], data.forgotten_classes()), names)
 
     is_original = ctx.cfg.method.name == "original"
     before = None
