@@ -123,3 +123,22 @@ def test_stop_check_reads_at_most_val_max_samples(make_cfg) -> None:
     assert sorted(i for b in loader for i in b["index"].tolist()) == sorted(capped.val_indices.tolist())
     with pytest.raises(ConfigError, match=r"method\.stop\.val_max_samples"):
         prepare(make_cfg("method=deepcut", "method.stop.val_max_samples=0"))
+    # forget_max_samples: the same for the forget set, under either rule
+    forget = data.splits["forget"]
+    assert (
+        StopOnForgetMetric(data, StopParams(rule="forget_accuracy_below", threshold=0.1)).forget_indices
+        is None
+    )
+    few = StopOnForgetMetric(
+        data, StopParams(rule="forget_accuracy_below", threshold=0.1, forget_max_samples=3)
+    )
+    assert len(few.forget_indices) == 3 and set(few.forget_indices) <= set(forget.tolist())
+    model = RunContext(make_cfg(), data, None, None).pretrained()  # type: ignore[arg-type]
+    read, eval_loader = [], data.eval_loader
+    data.eval_loader = lambda split, indices=None: (
+        read.append((split, indices)) or eval_loader(split, indices=indices)
+    )
+    few._check(0, type("Module", (), {"model": model})())
+    assert [s for s, _ in read] == ["forget"] and np.array_equal(read[0][1], few.forget_indices)
+    with pytest.raises(ConfigError, match=r"method\.stop\.forget_max_samples"):
+        prepare(make_cfg("method=deepcut", "method.stop.forget_max_samples=0"))

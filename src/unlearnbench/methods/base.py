@@ -55,7 +55,7 @@ def get_method(name: str) -> type[UnlearningMethod]:
 
 @dataclass(kw_only=True)
 class StopParams:
-    """When to stop before the budget runs out; checked on the full forget (and val) set."""
+    """When to stop before the budget runs out; checked on the forget (and val) set, or a sample."""
 
     rule: str = "none"
     every_n_steps: int = 10
@@ -63,6 +63,9 @@ class StopParams:
     # forget_f1_below_val: at most this many val samples in each check (a fixed seeded sample), so
     # that a check costs the same whatever |D|; None: the whole val set (docs/performance.md).
     val_max_samples: int | None = None
+    # Both rules: at most this many forget samples in each check (a fixed seeded sample). A whole class
+    # is a large forget set, and a check on all of it costs several unlearning steps. None: all of D_f.
+    forget_max_samples: int | None = None
 
 
 @dataclass(kw_only=True)
@@ -95,10 +98,10 @@ class MethodParams:
             raise ConfigError("method.stop.rule", self.stop.rule, f"one of {', '.join(STOP_RULES)}")
         if self.stop.every_n_steps < 1:
             raise ConfigError("method.stop.every_n_steps", self.stop.every_n_steps, "a positive integer")
-        if self.stop.val_max_samples is not None and self.stop.val_max_samples < 1:
-            raise ConfigError(
-                "method.stop.val_max_samples", self.stop.val_max_samples, "a positive integer or null"
-            )
+        for key in ("val_max_samples", "forget_max_samples"):
+            cap = getattr(self.stop, key)
+            if cap is not None and (not isinstance(cap, int) or cap < 1):
+                raise ConfigError(f"method.stop.{key}", cap, "a positive integer or null")
         if self.stop.rule == "forget_accuracy_below" and self.stop.threshold is None:
             raise ConfigError("method.stop.threshold", None, "a forget accuracy in [0, 1] for this rule")
 
@@ -150,10 +153,17 @@ def resolve_stop_rule(stop: StopParams, data: UnlearnDataModule) -> StopParams:
     that class, so: once forget accuracy <= ``threshold`` (0.05 when unset)."""
     if stop.rule != "auto":
         return stop
-    if set(data.labels("forget").tolist()) - set(data.labels("retain").tolist()):
+    if data.forgotten_classes():
         threshold = WHOLE_CLASS_STOP_ACCURACY if stop.threshold is None else stop.threshold
         return replace(stop, rule="forget_accuracy_below", threshold=threshold)
     return replace(stop, rule="forget_f1_below_val")
+
+
+def _seeded_sample(split: np.ndarray, cap: int | None, seed: list[int]) -> np.ndarray | None:
+    """At most ``cap`` indices of ``split``, the same at every call (None: the whole split)."""
+    if cap is None or len(split) <= cap:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(split, size=cap, replace=False))
 
 
 class StopOnForgetMetric(Callback):
@@ -162,11 +172,10 @@ class StopOnForgetMetric(Callback):
     def __init__(self, data: UnlearnDataModule, params: StopParams) -> None:
         self.data, self.params = data, params
         self.history: list[dict[str, float]] = []
-        self.val_indices = None  # None: the whole val split
-        cap, val = params.val_max_samples, data.splits["val"]
-        if cap is not None and len(val) > cap:
-            rng = np.random.default_rng([data.seed, 60013])
-            self.val_indices = np.sort(rng.choice(val, size=cap, replace=False))
+        self.val_indices = _seeded_sample(data.splits["val"], params.val_max_samples, [data.seed, 60013])
+        self.forget_indices = _seeded_sample(
+            data.splits["forget"], params.forget_max_samples, [data.seed, 60017]
+        )
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.global_step % self.params.every_n_steps:
@@ -181,7 +190,8 @@ class StopOnForgetMetric(Callback):
 
     def _check(self, step: int, pl_module: L.LightningModule) -> dict[str, Any]:
         names = self.data.data.label_names
-        forget = split_metrics(predict(pl_module.model, self.data.eval_loader("forget")), names)
+        loader = self.data.eval_loader("forget", indices=self.forget_indices)
+        forget = split_metrics(predict(pl_module.model, loader), names)
         point: dict[str, Any] = {
             "step": step,
             "forget_f1": forget["f1"],
