@@ -35,6 +35,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -45,7 +46,7 @@ from unlearnbench.evaluation.cost import process_peak_rss_mb
 from unlearnbench.evaluation.predictions import Predictions
 from unlearnbench.io import package_versions
 from unlearnbench.methods.finetune import FineTune
-from unlearnbench.trainer import build_trainer, timed_fit
+from unlearnbench.trainer import build_trainer, eval_device, maybe_compile, timed_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["trainer.enable_progress_bar=false", "logger=none"]
@@ -141,6 +142,108 @@ def throughput(cfg: DictConfig, steps: int, repeats: int) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------- (g) precision and compile (GPU)
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class StepClock(Callback):
+    """The wall time at the end of every training step (after a CUDA sync), to split a fit into its
+    first steps (compilation, autotuning, allocator warm-up) and the steady state after them."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        _sync()
+        self.ends.append(time.perf_counter())
+
+
+def steady_rate(ends: Sequence[float], start: float, warmup: int, batch_size: int) -> dict[str, float]:
+    """Samples/s over the steps after the first ``warmup`` ones, and the seconds those took."""
+    return {
+        "samples_per_s": (len(ends) - warmup) * batch_size / (ends[-1] - ends[warmup - 1]),
+        "first_steps_s": ends[warmup - 1] - start,
+    }
+
+
+def precision_compile(
+    cfg: DictConfig, arms: Sequence[tuple[str, bool]], steps: int, warmup: int, repeats: int
+) -> dict[str, Any]:
+    """Steady-state training samples/s of ``FineTune`` under each (trainer.precision, trainer.compile)
+    arm, and of the bare loop at each precision (autocast for bf16-mixed), after ``warmup`` steps.
+    Arms interleaved, ``repeats`` times; medians, and ratios to the first arm in the same repeat."""
+    _, _, data = pipeline.prepare(cfg)
+    ctx = pipeline.RunContext(cfg, data, None, Path(tempfile.mkdtemp(prefix="bench-g-")))  # type: ignore[arg-type]
+    params = replace(pipeline.train_recipe(cfg), warmup_ratio=0.0, epochs=1000, max_steps=steps)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    device = eval_device(trainer_cfg)
+
+    def lightning(precision: str, compiled: bool) -> dict[str, float]:
+        torch.manual_seed(0)
+        module = FineTune(ctx.pretrained(), params, data.num_labels, split="train")
+        arm_cfg = {**trainer_cfg, "precision": precision, "compile": compiled, "enable_progress_bar": False}
+        maybe_compile(module, arm_cfg)
+        clock = StepClock()
+        trainer = build_trainer(
+            arm_cfg, None, ctx.run_dir, max_epochs=1000, max_steps=steps, callbacks=[clock]
+        )
+        start = time.perf_counter()
+        trainer.fit(module, train_dataloaders=module.train_loader(data, 0))
+        return steady_rate(clock.ends, start, warmup, params.batch_size)
+
+    def bare(precision: str) -> dict[str, float]:
+        torch.manual_seed(0)
+        module = FineTune(ctx.pretrained(), params, data.num_labels, split="train")
+        model = module.model.to(device).train()
+        optimizer = module.configure_optimizers()
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+        ends, start = [], time.perf_counter()
+        batches = iter(module.train_loader(data, 0))
+        for _ in range(steps):
+            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+            with autocast:
+                out = model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    labels=batch["labels"],
+                )
+            out.loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            _sync()
+            ends.append(time.perf_counter())
+        return steady_rate(ends, start, warmup, params.batch_size)
+
+    names = [f"{p}{' + compile' if c else ''}" for p, c in arms]
+    precisions = sorted({p for p, _ in arms})
+    runs: dict[str, list[dict[str, float]]] = {n: [] for n in [*names, *(f"bare {p}" for p in precisions)]}
+    for _ in range(repeats):
+        for name, (precision, compiled) in zip(names, arms, strict=True):
+            runs[name].append(lightning(precision, compiled))
+        for precision in precisions:
+            runs[f"bare {precision}"].append(bare(precision))
+    rates = {n: [r["samples_per_s"] for r in rs] for n, rs in runs.items()}
+    return {
+        "model": cfg.model.name,
+        "device": str(device),
+        "max_length": int(cfg.data.max_length),
+        "batch_size": int(params.batch_size),
+        "steps": steps,
+        "warmup_steps": warmup,
+        "repeats": repeats,
+        "samples_per_s": {n: median(v) for n, v in rates.items()},
+        "first_steps_s": {n: median([r["first_steps_s"] for r in rs]) for n, rs in runs.items()},
+        "ratio_to_first_arm": {
+            n: median([a / b for a, b in zip(v, rates[names[0]], strict=True)]) for n, v in rates.items()
+        },
+        "lightning_over_bare": {
+            p: median([a / b for a, b in zip(rates[p], rates[f"bare {p}"], strict=True)]) for p in precisions
+        },
+    }
+
+
 # ---------------------------------------------------------------------- (b) unlearning vs retraining
 def unlearn_vs_retrain(
     datasets: dict[str, list[str]],
@@ -179,6 +282,10 @@ def unlearn_vs_retrain(
                         "retrain_seconds": median([c["retrain"]["seconds"] for c in cost]),
                         "ratio_to_retrain": median([c["ratio_to_retrain"]["seconds"] for c in cost]),
                         "peak_rss_mb": max(c.get("peak_rss_mb") or 0.0 for c in cost),
+                        "peak_gpu_mb": max(c.get("peak_gpu_mb") or 0.0 for c in cost),
+                        "test_f1": median([100 * r["metrics"]["test"]["f1"] for r in results])
+                        if all("test" in r["metrics"] for r in results)
+                        else None,
                         "seeds": len(results),
                     }
                 )
@@ -313,10 +420,13 @@ class MaxLengthCollator:
 def plain_predict(model, loader: DataLoader) -> Predictions:
     """The baseline: no_grad (not inference_mode), fixed order, every batch padded to max_length."""
     model.eval()
+    device = next(model.parameters()).device
     logits, labels, indices = [], [], []
     for batch in loader:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits.append(out.logits.float())
+        out = model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        )
+        logits.append(out.logits.float().cpu())
         labels.append(batch["labels"])
         indices.append(batch["index"])
     return Predictions(torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy())
@@ -328,7 +438,7 @@ def eval_throughput(cfg: DictConfig, split: str, repeats: int) -> dict[str, Any]
     their ratio (median of interleaved repeats), and whether predictions and metrics agree."""
     _, _, data = pipeline.prepare(cfg)
     ctx = pipeline.RunContext(cfg, data, None, Path("."))  # type: ignore[arg-type]
-    model = ctx.pretrained().eval()
+    model = ctx.pretrained().eval().to(eval_device(cfg.trainer))
     subset = data.subset(split)
     plain_loader = DataLoader(
         subset,
@@ -547,7 +657,37 @@ MODES = {
         "s": {"overrides": ["data=tweets", "data.max_samples=null"], "cap": 256, "repeats": 5},
         "e": {"methods": ["finetune", "gradient_ascent", "deepcut"], "ratios": [0.05, 0.1], "seeds": [0, 1]},
     },
+    # gpu: what only a GPU can tell (bf16, compile) and the CPU figures again on it; minutes on one GPU.
+    "gpu": {
+        "g": {
+            "shapes": {  # name: (overrides, arms); compiling is slow, so only the defaults get it
+                "bbc defaults": (
+                    ["data=bbc"],
+                    [("32-true", False), ("bf16-mixed", False), ("32-true", True), ("bf16-mixed", True)],
+                ),
+                "bbc long": (
+                    ["data=bbc", "data.max_length=256", "train.batch_size=64"],
+                    [("32-true", False), ("bf16-mixed", False)],
+                ),
+            },
+            "steps": 60,
+            "warmup": 10,
+            "repeats": 2,
+        },
+        "b": {
+            "datasets": {
+                "bbc 32-true": ["data=bbc", "trainer.precision=32-true"],
+                "bbc bf16-mixed": ["data=bbc", "trainer.precision=bf16-mixed"],
+            },
+            "methods": ["finetune", "gradient_ascent", "deepcut"],
+            "ratios": [0.05],
+            "seeds": [0],
+            "base": [],
+        },
+        "d": {"overrides": ["data=tweets"], "split": "train", "repeats": 3},
+    },
 }
+GPU_BASE = ["trainer.accelerator=gpu"]  # --mode gpu: fail rather than fall back to the CPU
 TINY = ["model=tiny_bert", "data.max_samples=200", "eval.batch_size=128", *QUIET]
 
 
@@ -569,7 +709,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--cache", default=None, help="model cache dir (default: a fresh temp dir)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     ap.add_argument("--json", default=None, help="also write the raw figures here")
-    ap.add_argument("--only", default="abcdse", help="which sections to run, e.g. 'ad'")
+    ap.add_argument("--only", default="abcdseg", help="which sections to run, e.g. 'ad' (g: GPU mode)")
     ap.add_argument(
         "--b-methods",
         default=None,
@@ -600,16 +740,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         t = time.perf_counter()
         fig[key] = fn()
         timings[key] = time.perf_counter() - t
+        if args.json:  # after every section: a run stopped later keeps what it measured
+            Path(args.json).write_text(json.dumps({**fig, "seconds": timings}, indent=1, default=str))
         print(f"[{key}] {timings[key]:.0f}s: {json.dumps(fig[key], default=str)[:600]}", flush=True)
 
-    if "a" in args.only:
+    quiet = [*QUIET, *(GPU_BASE if args.mode == "gpu" else [])]
+    if args.mode == "gpu" and not torch.cuda.is_available():
+        raise SystemExit("--mode gpu needs a CUDA device (torch.cuda.is_available() is False)")
+    if "g" in args.only and "g" in plan:
+        p = plan["g"]
+        section(
+            "g",
+            lambda: {
+                shape: precision_compile(
+                    compose_cfg([*quiet, *overrides], cache), arms, p["steps"], p["warmup"], p["repeats"]
+                )
+                for shape, (overrides, arms) in p["shapes"].items()
+            },
+        )
+    if "a" in args.only and "a" in plan:
         p, q = plan["a"], plan["a_tiny"]
         section(
-            "a", lambda: throughput(compose_cfg([*QUIET, *p["overrides"]], cache), p["steps"], p["repeats"])
+            "a", lambda: throughput(compose_cfg([*quiet, *p["overrides"]], cache), p["steps"], p["repeats"])
         )
         section(
             "a_tiny",
-            lambda: throughput(compose_cfg([*QUIET, *q["overrides"]], cache), q["steps"], q["repeats"]),
+            lambda: throughput(compose_cfg([*quiet, *q["overrides"]], cache), q["steps"], q["repeats"]),
         )
     if "b" in args.only:
         p = plan["b"]
@@ -621,15 +777,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 p["ratios"],
                 p["seeds"],
                 cache,
-                [*QUIET, *NO_ANALYSES, *p["base"]],
+                [*quiet, *NO_ANALYSES, *p["base"]],
             ),
         )
-    if "c" in args.only:
+    if "c" in args.only and "c" in plan:
         p = plan["c"]
         section(
             "c",
             lambda: scaling(
-                [*QUIET, *NO_ANALYSES, *p["base"]],
+                [*quiet, *NO_ANALYSES, *p["base"]],
                 p["sizes"],
                 p["forgets"],
                 p["fixed_forget"],
@@ -643,15 +799,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         p = plan["d"]
         section(
             "d",
-            lambda: eval_throughput(compose_cfg([*QUIET, *p["overrides"]], cache), p["split"], p["repeats"]),
+            lambda: eval_throughput(compose_cfg([*quiet, *p["overrides"]], cache), p["split"], p["repeats"]),
         )
-    if "s" in args.only:
+    if "s" in args.only and "s" in plan:
         p = plan["s"]
         section(
             "s",
-            lambda: stop_check_cost(compose_cfg([*QUIET, *p["overrides"]], cache), p["cap"], p["repeats"]),
+            lambda: stop_check_cost(compose_cfg([*quiet, *p["overrides"]], cache), p["cap"], p["repeats"]),
         )
-    if "e" in args.only:
+    if "e" in args.only and "e" in plan:
         p = plan["e"]
         fresh = Path(tempfile.mkdtemp(prefix="bench-e-"))
         section(
@@ -659,6 +815,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             lambda: count_sweep(p["methods"], p["ratios"], p["seeds"], fresh / "cache", TINY, fresh / "runs"),
         )
     fig["f"] = {
+        "gpu_peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20
+        if torch.cuda.is_available()
+        else None,
         "benchmark_process_peak_rss_mb": process_peak_rss_mb(),
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
@@ -689,12 +848,43 @@ def render(fig: dict[str, Any], args) -> str:
         f"{' --b-methods ' + args.b_methods if args.b_methods else ''}` "
         f"({time.strftime('%Y-%m-%d %H:%M')}, {fig['seconds']['total']:.0f} s in all)._",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs while measured), "
+        f"Machine: {m['cpu']}, {m['cores']} cores"
+        f"{'' if m['gpu'] else ' (shared with other jobs while measured)'}, "
         f"torch threads {m['torch_threads']}, GPU {m['gpu'] or 'none'}; Python {m['python']}, "
         + ", ".join(f"{k} {v[k]}" for k in sorted(v) if k != "python")
         + ".",
         "",
     ]
+    for shape, g in fig.get("g", {}).items():
+        arms = list(g["samples_per_s"])
+        rows = [
+            {
+                "arm": arm,
+                "sps": g["samples_per_s"][arm],
+                "ratio": g["ratio_to_first_arm"][arm],
+                "first": g["first_steps_s"][arm],
+            }
+            for arm in arms
+        ]
+        out += [
+            f"**(g) Precision and torch.compile, {g['model']} on {m['gpu']}, {shape}** (max_length "
+            f"{g['max_length']}, batch {g['batch_size']}, {g['steps']} steps per fit, steady state after the "
+            f"first {g['warmup_steps']}, {g['repeats']} interleaved repeats; `bare` is the plain loop, "
+            f"autocast for bf16). Lightning / bare loop: "
+            + ", ".join(f"**{v:.3f}** at {k}" for k, v in g["lightning_over_bare"].items())
+            + ".",
+            "",
+            table(
+                rows,
+                [
+                    ("arm", "arm", plain),
+                    ("sps", "samples/s", f1),
+                    ("ratio", f"x {arms[0]}", f2),
+                    ("first", f"first {g['warmup_steps']} steps s", f2),
+                ],
+            ),
+            "",
+        ]
     for key in ("a", "a_tiny"):
         if key in fig:
             a = fig[key]
@@ -729,6 +919,12 @@ def render(fig: dict[str, Any], args) -> str:
                     ("retrain_seconds", "retrain s", f2),
                     ("ratio_to_retrain", "x retrain", f3),
                     ("peak_rss_mb", "peak RSS MB", f1),
+                    *([("peak_gpu_mb", "peak GPU MB", f1)] if m["gpu"] else []),
+                    *(
+                        [("test_f1", "test F1", f1)]
+                        if all(r.get("test_f1") is not None for r in fig["b"])
+                        else []
+                    ),
                     ("seeds", "seeds", plain),
                 ],
             )
@@ -793,7 +989,12 @@ def render(fig: dict[str, Any], args) -> str:
         f"**(f) Peak RSS** of this benchmark process (every job of (a) to (e) in it): "
         f"{fig['f']['benchmark_process_peak_rss_mb']:.0f} MB (`process_peak_rss_mb`; getrusage's max RSS "
         f"says {fig['f']['ru_maxrss_mb']:.0f} MB because PeakMemory resets the kernel's high-water mark); "
-        "the unlearning step's own peak per run is in the table of (b).",
+        "the unlearning step's own peak per run is in the table of (b)."
+        + (
+            f" Peak GPU memory allocated by torch: {fig['f']['gpu_peak_allocated_mb']:.0f} MB."
+            if fig["f"].get("gpu_peak_allocated_mb")
+            else ""
+        ),
     ]
     return "\n".join(out)
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, as one script (a machine with one CUDA GPU and the project installed):
+#   1. ddp      one CLI job with trainer=ddp on the GPU (nccl, the model and batches on cuda:LOCAL_RANK)
+#   2. compile  one DeepCUT CLI job with trainer.precision=bf16-mixed trainer.compile=true
+#   3. bench    python scripts/benchmark.py --mode gpu -> docs/performance_gpu.md (bf16 and compile
+#               throughput, Lightning vs bare loop, unlearning vs retraining, evaluation throughput)
+#   4. sweep    experiment=deepcut_bbc on the GPU, for what time is left -> deepcut_bbc_gpu.md
+#
+#   OUT=dir DEADLINE_S=600 bash scripts/gpu_check.sh
+#
+# Each step's log, results.json and tables are copied to $OUT; a failing step does not stop the others,
+# and the exit status is 1 when any failed. Steps past DEADLINE_S (seconds from the start) are skipped.
+set -uo pipefail
+OUT=${OUT:-outputs/gpu_check}
+WORK=${WORK:-$(mktemp -d /tmp/unlearnbench-gpu-XXXX)}
+PY=${PYTHON:-python}
+DEADLINE_S=${DEADLINE_S:-1800}
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+mkdir -p "$OUT" "$WORK"
+T0=$(date +%s)
+status=0
+
+left() { echo $((DEADLINE_S - ($(date +%s) - T0))); }
+
+step() {  # step NAME MAX_SECONDS COMMAND...: run with a timeout (the smaller of MAX and what is left)
+  local name=$1 max=$2
+  shift 2
+  local budget
+  budget=$(left)
+  ((budget > max)) && budget=$max
+  if ((budget < 20)); then
+    echo "== $name: skipped ($(left) s left)"
+    status=1
+    return
+  fi
+  echo "== $name (at most ${budget}s): $*"
+  local start rc
+  start=$(date +%s)
+  timeout --kill-after=10 "$budget" "$@" >"$OUT/$name.log" 2>&1
+  rc=$?
+  echo "== $name: rc=$rc in $(($(date +%s) - start)) s"
+  grep -E "forget F1|wrote|Error|error" "$OUT/$name.log" | tail -n 6
+  ((rc == 0)) || status=1
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+$PY -c "import torch, lightning, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+'lightning', lightning.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name(0))"
+
+CLI=($PY -m unlearnbench.cli experiment=smoke logger=none trainer.accelerator=gpu paths.cache_dir="$WORK/cache")
+step ddp 150 "${CLI[@]}" method=deepcut trainer=ddp trainer.devices=1 hydra.run.dir="$WORK/ddp"
+step compile 200 "${CLI[@]}" method=deepcut trainer.precision=bf16-mixed trainer.compile=true \
+  hydra.run.dir="$WORK/compile"
+for name in ddp compile; do
+  [ -f "$WORK/$name/results.json" ] && cp "$WORK/$name/results.json" "$OUT/${name}_results.json"
+done
+
+step bench 420 $PY scripts/benchmark.py --mode gpu --cache "$WORK/bench-cache" \
+  --out "$OUT/performance_gpu.md" --json "$OUT/performance_gpu.json"
+
+step sweep 900 $PY -m unlearnbench.cli -m experiment=deepcut_bbc logger=none trainer.accelerator=gpu \
+  trainer.enable_progress_bar=false hydra.sweep.dir="$WORK/deepcut_bbc" paths.cache_dir="$WORK/cache"
+$PY -m unlearnbench.report "$WORK/deepcut_bbc" --out "$WORK/report" --no-plots >/dev/null 2>&1 &&
+  cp "$WORK/report/results.md" "$OUT/deepcut_bbc_gpu.md"
+echo "== done in $(($(date +%s) - T0)) s, status $status"
+exit $status
