@@ -200,7 +200,8 @@ def precision_compile(
         optimizer = module.configure_optimizers()
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
         ends, start = [], time.perf_counter()
-        batches = iter(module.train_loader(data, 0))
+        loader = module.train_loader(data, 0)
+        batches = (batch for epoch in range(steps) for batch in loader)  # as many epochs as it takes
         for _ in range(steps):
             batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
             with autocast:

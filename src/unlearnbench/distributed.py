@@ -163,7 +163,9 @@ def barrier() -> None:
 def all_reduce_sum(value: int) -> int:
     if not (dist.is_available() and dist.is_initialized()):
         return value
-    t = torch.tensor([value], dtype=torch.long)
+    # NCCL reduces only CUDA tensors (process_group set this rank's device); gloo takes CPU ones.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    t = torch.tensor([value], dtype=torch.long, device=device)
     dist.all_reduce(t)
     return int(t.item())
 
