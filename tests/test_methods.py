@@ -142,3 +142,17 @@ def test_stop_check_reads_at_most_val_max_samples(make_cfg) -> None:
     assert [s for s, _ in read] == ["forget"] and np.array_equal(read[0][1], few.forget_indices)
     with pytest.raises(ConfigError, match=r"method\.stop\.forget_max_samples"):
         prepare(make_cfg("method=deepcut", "method.stop.forget_max_samples=0"))
+
+
+def test_a_stop_field_added_later_keeps_the_keys_of_cached_models() -> None:
+    """stop.forget_max_samples came after models were cached: at its neutral value (None) it is left
+    out of the recipe in a cache key, so those models are still found; set, it changes the key."""
+    from dataclasses import asdict
+
+    from unlearnbench.methods.base import MethodParams, StopParams
+
+    before = asdict(MethodParams(name="train", lr=1e-4))
+    del before["stop"]["forget_max_samples"]  # the recipe as it was keyed before the field existed
+    assert MethodParams(name="train", lr=1e-4).cache_spec() == before
+    capped = MethodParams(name="train", lr=1e-4, stop=StopParams(forget_max_samples=64)).cache_spec()
+    assert capped["stop"]["forget_max_samples"] == 64 and capped != before

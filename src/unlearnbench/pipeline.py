@@ -184,7 +184,7 @@ class RunContext:
             if checkpoint is not None:
                 spec = {**self._model_spec(), "checkpoint": checkpoint_digest(checkpoint)}
             else:
-                spec = {**self._model_spec(), "recipe": asdict(recipe)}
+                spec = {**self._model_spec(), "recipe": recipe.cache_spec()}
             self._original = self.cache.get_or_train("original", spec, train)
         return self._original
 
@@ -200,7 +200,11 @@ class RunContext:
 
     def _retrain_spec(self, params: MethodParams) -> dict[str, Any]:
         forget_ids = sorted(self.data.sample_ids("forget"))
-        return {**self._model_spec(), "recipe": asdict(params), "forget_ids": stable_hash(forget_ids, 32)}
+        return {
+            **self._model_spec(),
+            "recipe": params.cache_spec(),
+            "forget_ids": stable_hash(forget_ids, 32),
+        }
 
     def retrained(self, params: MethodParams) -> CacheEntry:
         """The retrained reference for this forget set: fine-tuned on D_r only, cached per split."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 METHODS: dict[str, type[UnlearningMethod]] = {}
 STOP_RULES = ("none", "auto", "forget_f1_below_val", "forget_accuracy_below")
+# Stop-rule fields added after models were cached, with the value that behaves as before they existed:
+# left out of a cache key at that value, so that the models cached earlier keep their keys.
+STOP_KEYS_ADDED_LATER = {"forget_max_samples": None}
 WHOLE_CLASS_STOP_ACCURACY = 0.05  # rule auto, forget classes absent from D_r, no threshold given
 
 
@@ -79,6 +82,14 @@ class MethodParams:
     epochs: int = 1
     max_steps: int = -1  # -1: the epoch budget alone decides
     stop: StopParams = field(default_factory=StopParams)
+
+    def cache_spec(self) -> dict[str, Any]:
+        """These parameters as they enter a cached model's key (see STOP_KEYS_ADDED_LATER)."""
+        spec = asdict(self)
+        for key, neutral in STOP_KEYS_ADDED_LATER.items():
+            if spec["stop"].get(key, neutral) == neutral:
+                spec["stop"].pop(key, None)
+        return spec
 
     def validate(self) -> None:
         positive = {"lr": self.lr, "epochs": self.epochs}
