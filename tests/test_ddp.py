@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from unlearnbench import distributed, pipeline
@@ -108,3 +109,19 @@ def test_paired_sampler_gives_each_rank_its_share(n_forget: int, batch: int) -> 
     assert len(set(seen[0]) & set(seen[1])) <= 1  # only the wrap-around pad
     single = list(ForgetRetainBatchSampler(forget, retain, batch, 6, seed=1))
     assert sorted(p for step in single for p in step if p < n_forget) == list(range(n_forget))
+
+
+def test_evaluation_and_the_process_group_follow_the_accelerator(monkeypatch) -> None:
+    """Where a job evaluates and which backend its ranks use: CUDA (NCCL) when the trainer may take a
+    GPU and one is there, else the CPU (gloo). Lightning returns models to the CPU after a fit, so
+    evaluation moves them itself."""
+    from unlearnbench.distributed import _backend
+    from unlearnbench.trainer import eval_device
+
+    cfg = OmegaConf.create({"trainer": {"accelerator": "auto"}})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert eval_device(cfg.trainer) == torch.device("cpu") and _backend(cfg) == "gloo"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert eval_device(cfg.trainer) == torch.device("cuda", 0) and _backend(cfg) == "nccl"
+    cfg.trainer.accelerator = "cpu"
+    assert eval_device(cfg.trainer) == torch.device("cpu") and _backend(cfg) == "gloo"

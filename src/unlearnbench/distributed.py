@@ -18,7 +18,7 @@ import atexit
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -110,10 +110,14 @@ def check_world(cfg: DictConfig, env: ClusterEnvironment) -> None:
         )
 
 
+def uses_cuda(trainer_cfg: Mapping[str, Any]) -> bool:
+    """Whether a job with this ``trainer`` config runs on CUDA GPUs (Lightning's choice for it)."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    return torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+
+
 def _backend(cfg: DictConfig) -> str:
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
-    return "nccl" if gpu else "gloo"
+    return "nccl" if uses_cuda(cfg.trainer) else "gloo"
 
 
 @contextmanager

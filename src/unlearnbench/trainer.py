@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
-from unlearnbench.distributed import all_reduce_sum, cluster_environment, process_info
+from unlearnbench.distributed import all_reduce_sum, cluster_environment, process_info, uses_cuda
 from unlearnbench.errors import ConfigError
 from unlearnbench.tracking import WANDB_TARGET, logger_kwargs
 
@@ -92,10 +92,7 @@ def checkpoint_callback(directory: Path, every_n_steps: int) -> ModelCheckpoint:
 def eval_device(trainer_cfg: Mapping[str, Any]) -> torch.device:
     """Where evaluation's forward passes run: the fit's accelerator. Lightning moves a model back to
     the CPU when a fit ends, and the cached models load there, so evaluation must move them itself."""
-    accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", process_info().local_rank)
-    return torch.device("cpu")
+    return torch.device("cuda", process_info().local_rank) if uses_cuda(trainer_cfg) else torch.device("cpu")
 
 
 def build_trainer(

@@ -259,8 +259,9 @@ def evaluate_run(
     after = {s: predict(model, data.eval_loader(s), embeddings=embeddings).sorted() for s in splits}
     names = data.data.label_names
     metrics = {s: split_metrics(p, names) for s, p in after.items()}
-    if "test" in after and not data.is_token_task and data.forgotten_classes():
-        metrics[TEST_KEPT] = split_metrics(kept_classes(after["test"], data.forgotten_classes()), names)
+    forgotten = data.forgotten_classes()
+    if forgotten and "test" in after and not data.is_token_task:
+        metrics[TEST_KEPT] = split_metrics(kept_classes(after["test"], forgotten), names)
 
     is_original = ctx.cfg.method.name == "original"
     before = None
