@@ -72,21 +72,41 @@ def median(xs: Sequence[float]) -> float:
 
 
 # ---------------------------------------------------------------------- (a) framework overhead
-def bare_loop(model, loader: DataLoader, optimizer: torch.optim.Optimizer, steps: int) -> tuple[float, int]:
-    """The plain PyTorch loop: forward, backward, step, over the same batches. Returns (seconds, samples)."""
-    model.train()
-    samples, start = 0, time.perf_counter()
-    for i, batch in enumerate(loader):
-        if i == steps:
-            break
-        out = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
-        )
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def bare_loop(
+    model,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    device: torch.device | None = None,
+    bf16: bool = False,
+) -> tuple[list[float], int]:
+    """The plain PyTorch loop: forward (under bf16 autocast if asked), backward, step, over the same
+    batches (as many epochs as ``steps`` needs), on ``device``. Returns the start time followed by the
+    time at the end of each step (after a CUDA sync), as :class:`StepClock` records them, and the
+    number of samples trained on."""
+    device = device or torch.device("cpu")
+    model.to(device).train()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    batches = (batch for _ in range(steps) for batch in loader)
+    times, samples = [time.perf_counter()], 0
+    for _ in range(steps):
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        with autocast:
+            out = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+            )
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        _sync()
+        times.append(time.perf_counter())
         samples += len(batch["labels"])
-    return time.perf_counter() - start, samples
+    return times, samples
 
 
 def throughput(cfg: DictConfig, steps: int, repeats: int) -> dict[str, Any]:
@@ -117,9 +137,9 @@ def throughput(cfg: DictConfig, steps: int, repeats: int) -> dict[str, Any]:
     def run_bare() -> float:
         torch.manual_seed(0)
         module = FineTune(ctx.pretrained(), params, data.num_labels, split="train")
-        loader = module.train_loader(data, 0)
-        seconds, samples = bare_loop(module.model, loader, module.configure_optimizers(), steps)
-        return samples / seconds
+        loader, optimizer = module.train_loader(data, 0), module.configure_optimizers()
+        times, samples = bare_loop(module.model, loader, optimizer, steps)
+        return samples / (times[-1] - times[0])
 
     run_bare()  # warm-up (allocator, first-call costs), not counted
     for _ in range(repeats):
@@ -143,11 +163,6 @@ def throughput(cfg: DictConfig, steps: int, repeats: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- (g) precision and compile (GPU)
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 class StepClock(Callback):
     """The wall time at the end of every training step (after a CUDA sync), to split a fit into its
     first steps (compilation, autotuning, allocator warm-up) and the steady state after them."""
@@ -196,26 +211,15 @@ def precision_compile(
     def bare(precision: str) -> dict[str, float]:
         torch.manual_seed(0)
         module = FineTune(ctx.pretrained(), params, data.num_labels, split="train")
-        model = module.model.to(device).train()
-        optimizer = module.configure_optimizers()
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
-        ends, start = [], time.perf_counter()
-        loader = module.train_loader(data, 0)
-        batches = (batch for epoch in range(steps) for batch in loader)  # as many epochs as it takes
-        for _ in range(steps):
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            with autocast:
-                out = model(
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    labels=batch["labels"],
-                )
-            out.loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            _sync()
-            ends.append(time.perf_counter())
-        return steady_rate(ends, start, warmup, params.batch_size)
+        times, _ = bare_loop(
+            module.model,
+            module.train_loader(data, 0),
+            module.configure_optimizers(),
+            steps,
+            device,
+            bf16=precision == "bf16-mixed",
+        )
+        return steady_rate(times[1:], times[0], warmup, params.batch_size)
 
     names = [f"{p}{' + compile' if c else ''}" for p, c in arms]
     precisions = sorted({p for p, _ in arms})
