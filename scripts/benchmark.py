@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import sys
 import tempfile
@@ -84,14 +85,17 @@ def bare_loop(
     steps: int,
     device: torch.device | None = None,
     bf16: bool = False,
+    autocast_cache: bool = True,
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[list[float], int]:
-    """The plain PyTorch loop: forward (under bf16 autocast if asked), backward, step, over the same
-    batches (as many epochs as ``steps`` needs), on ``device``. Returns the start time followed by the
-    time at the end of each step (after a CUDA sync), as :class:`StepClock` records them, and the
-    number of samples trained on."""
+    """The plain PyTorch loop: forward (under bf16 autocast if asked, with torch's weight cache unless
+    ``autocast_cache`` is false), backward, step, over the same batches (as many epochs as ``steps``
+    needs), on ``device``. ``on_step`` is called after each step (a profiler's ``step``). Returns the
+    start time followed by the time at the end of each step (after a CUDA sync), as
+    :class:`StepClock` records them, and the number of samples trained on."""
     device = device or torch.device("cpu")
     model.to(device).train()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=autocast_cache)
     batches = (batch for _ in range(steps) for batch in loader)
     times, samples = [time.perf_counter()], 0
     for _ in range(steps):
@@ -106,6 +110,8 @@ def bare_loop(
         _sync()
         times.append(time.perf_counter())
         samples += len(batch["labels"])
+        if on_step is not None:
+            on_step()
     return times, samples
 
 
@@ -333,6 +339,7 @@ def deepcut_seconds(
         res = pipeline.run_experiment(cfg, Path(tempfile.mkdtemp(prefix="bench-c-")))
         times.append(res["timing"]["unlearn_seconds"])
         sizes = res["sizes"]
+        print(f"[c] |D| {sizes['train']} |D_f| {sizes['forget']} repeat {rep}: {times[-1]:.2f} s", flush=True)
     return {
         "n_samples": n_samples,
         "n_train": sizes["train"],
@@ -729,7 +736,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seeds", default=None, help="(b)'s seeds instead of the mode's: a comma list, e.g. 0")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)")
     ap.add_argument("--profile-run", action="store_true", help="only run PROFILE_RUN once (for py-spy)")
+    ap.add_argument(
+        "--render",
+        nargs="+",
+        metavar="JSON",
+        help="run nothing: write --out from the --json files of earlier runs on one machine "
+        "(each section from the last file that has it)",
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        fig = merge([json.loads(Path(f).read_text()) for f in args.render])
+        if "c" in fig:
+            scaling_plot(fig["c"], Path(args.out).parent / "performance_scaling.png")
+        write_doc(Path(args.out), render(fig))
+        print(f"wrote {args.out} from {len(args.render)} runs", file=sys.stderr)
+        return
     torch.set_num_threads(args.threads)
     if args.profile_run:
         cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-cache-"))
@@ -747,7 +768,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         plan = {**plan, "b": {**plan["b"], "seeds": [int(s) for s in args.seeds.split(",")]}}
     cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-cache-"))
     t0 = time.perf_counter()
-    fig: dict[str, Any] = {"mode": args.mode, "machine": machine(), "versions": package_versions()}
+    fig: dict[str, Any] = {
+        "mode": args.mode,
+        "command": shlex.join(["python", "scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)]),
+        "machine": machine(),
+        "versions": package_versions(),
+    }
     timings = {}
 
     def section(key, fn):
@@ -836,9 +862,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
     fig["seconds"] = {**timings, "total": time.perf_counter() - t0}
+    fig["finished"] = time.strftime("%Y-%m-%d %H:%M")
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=1, default=str))
-    write_doc(Path(args.out), render(fig, args))
+    write_doc(Path(args.out), render(merge([fig])))
     print(f"wrote {args.out} in {fig['seconds']['total']:.0f}s", file=sys.stderr)
 
 
@@ -855,13 +882,39 @@ def write_doc(path: Path, block: str) -> None:
     path.write_text(f"{head}{BEGIN}\n{block.strip()}\n{END}{tail}")
 
 
-def render(fig: dict[str, Any], args) -> str:
+SECTIONS = ("g", "a", "a_tiny", "b", "c", "d", "s", "e")
+
+
+def merge(figs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of several runs (their --json files) as one, for one document: each section from
+    the last run that has it; each run kept as a source (its command, time and peak memory)."""
+    machines = {json.dumps({k: f["machine"].get(k) for k in ("cpu", "cores", "gpu")}) for f in figs}
+    if len(machines) > 1:
+        raise SystemExit(f"--render merges the runs of one machine; these come from {sorted(machines)}")
+    merged: dict[str, Any] = {"machine": figs[-1]["machine"], "versions": figs[-1]["versions"], "sources": []}
+    for fig in figs:
+        sections = [k for k in SECTIONS if k in fig]
+        merged.update({k: fig[k] for k in sections})
+        merged["sources"].append(
+            {
+                "command": fig.get("command", f"python scripts/benchmark.py --mode {fig['mode']}"),
+                "finished": fig.get("finished", "?"),
+                "seconds": fig["seconds"]["total"],
+                "sections": sections,
+                "f": fig["f"],
+            }
+        )
+    return merged
+
+
+def render(fig: dict[str, Any]) -> str:
     m, v = fig["machine"], fig["versions"]
     out = [
-        f"_Generated by `python scripts/benchmark.py --mode {fig['mode']}"
-        f"{' --b-methods ' + args.b_methods if args.b_methods else ''}"
-        f"{' --seeds ' + args.seeds if args.seeds else ''}` "
-        f"({time.strftime('%Y-%m-%d %H:%M')}, {fig['seconds']['total']:.0f} s in all)._",
+        "_Generated by "
+        + "; ".join(
+            f"`{src['command']}` ({src['finished']}, {src['seconds']:.0f} s)" for src in fig["sources"]
+        )
+        + "._",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores"
         f"{'' if m['gpu'] else ' (shared with other jobs while measured)'}, "
@@ -1000,17 +1053,20 @@ def render(fig: dict[str, Any], args) -> str:
             f"cache entries {e['cache_entries']}. **{'OK' if e['ok'] else 'NOT OK'}**.",
             "",
         ]
-    out += [
-        f"**(f) Peak RSS** of this benchmark process (every job of (a) to (e) in it): "
-        f"{fig['f']['benchmark_process_peak_rss_mb']:.0f} MB (`process_peak_rss_mb`; getrusage's max RSS "
-        f"says {fig['f']['ru_maxrss_mb']:.0f} MB because PeakMemory resets the kernel's high-water mark); "
-        "the unlearning step's own peak per run is in the table of (b)."
-        + (
-            f" Peak GPU memory allocated by torch: {fig['f']['gpu_peak_allocated_mb']:.0f} MB."
-            if fig["f"].get("gpu_peak_allocated_mb")
-            else ""
-        ),
-    ]
+    for src in fig["sources"]:
+        f = src["f"]
+        out += [
+            f"**(f) Peak RSS** of the benchmark process that ran {', '.join(src['sections']) or 'nothing'} "
+            f"(every job of those sections in it): {f['benchmark_process_peak_rss_mb']:.0f} MB "
+            f"(`process_peak_rss_mb`; getrusage's max RSS says {f['ru_maxrss_mb']:.0f} MB because PeakMemory "
+            "resets the kernel's high-water mark); the unlearning step's own peak per run is in (b)'s table."
+            + (
+                f" Peak GPU memory allocated by torch: {f['gpu_peak_allocated_mb']:.0f} MB."
+                if f.get("gpu_peak_allocated_mb")
+                else ""
+            ),
+            "",
+        ]
     return "\n".join(out)
 
 

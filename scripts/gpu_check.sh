@@ -5,8 +5,12 @@
 #               throughput, Lightning vs bare loop, unlearning vs retraining, evaluation throughput)
 #   3. compile  one DeepCUT CLI job with trainer.precision=bf16-mixed trainer.compile=true
 #   4. sweep    experiment=deepcut_bbc on the GPU, for what time is left -> deepcut_bbc_gpu.md
+#   5. profile  scripts/profile_step.py: Lightning vs bare loop, autocast cache on / off, bf16 at 256
+#               tokens, timed and under torch.profiler -> profile_step.md
+#   6. full     benchmark.py --mode full --only $FULL_SECTIONS (default c) --seeds $FULL_SEEDS (default 0)
+#               -> performance_full_gpu.md and its scaling plot
 #
-#   OUT=dir DEADLINE_S=600 STEPS="ddp bench compile sweep" bash scripts/gpu_check.sh
+#   OUT=dir DEADLINE_S=600 STEPS="ddp bench compile sweep" bash scripts/gpu_check.sh   # the default steps
 #
 # Each step's log (with its results.json's timing and cost) and the tables land in $OUT; a failing step does not stop the others,
 # and the exit status is 1 when any failed. Steps past DEADLINE_S (seconds from the start) are skipped.
@@ -56,6 +60,10 @@ step bench 300 $PY scripts/benchmark.py --mode gpu --cache "$WORK/bench-cache" \
   --out "$OUT/performance_gpu.md" --json "$OUT/performance_gpu.json"
 step compile 120 "${CLI[@]}" method=deepcut trainer.precision=bf16-mixed trainer.compile=true \
   hydra.run.dir="$WORK/compile"
+step profile 200 $PY scripts/profile_step.py --out "$OUT/profile_step.md" data=bbc data.max_length=256 \
+  train.batch_size=64 trainer.precision=bf16-mixed trainer.accelerator=gpu
+step full 900 $PY scripts/benchmark.py --mode full --only "${FULL_SECTIONS:-c}" --seeds "${FULL_SEEDS:-0}" \
+  --cache "$WORK/full-cache" --out "$OUT/performance_full_gpu.md" --json "$OUT/performance_full_gpu.json"
 for name in ddp compile; do  # where the run's models and numbers were: device, precision, timing
   [ -f "$WORK/$name/results.json" ] && $PY -c "import json, sys; r = json.load(open(sys.argv[1]))
 print(sys.argv[2], 'timing', r['timing'], 'cost', r['cost'], 'test', r['metrics'].get('test'))" \

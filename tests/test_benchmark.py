@@ -4,6 +4,7 @@ config; and the ``trainer.compile`` option (off by default) composes and is wire
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -65,3 +66,47 @@ def test_compile_true_compiles_the_model_in_place(make_cfg, tmp_path, monkeypatc
     cfg = make_cfg("method=finetune", "trainer.compile=true", "eval.reference=false", "data.max_samples=120")
     run_experiment(cfg, tmp_path / "run")
     assert compiled and all(name.endswith("ForSequenceClassification") for name in compiled)
+
+
+def _figures(command: str, cpu: str = "cpu-x", **sections) -> dict:
+    return {
+        "mode": "full",
+        "command": command,
+        "finished": "2026-11-28 09:00",
+        "machine": {"cpu": cpu, "cores": 2, "gpu": None, "torch_threads": 1, "python": "3.11"},
+        "versions": {"python": "3.11", "torch": "2.13"},
+        "seconds": {"total": 12.0},
+        "f": {"benchmark_process_peak_rss_mb": 100.0, "ru_maxrss_mb": 90.0, "gpu_peak_allocated_mb": None},
+        **sections,
+    }
+
+
+def test_render_merges_the_runs_of_one_machine_into_one_document(bench, tmp_path):
+    """Long sections run in separate processes (--json each) and are written as one document by
+    --render: every section, each source's command and its own peak memory; hand-written text kept."""
+    check = {
+        "n_forget": 5,
+        "n_val": 50,
+        "cap": 8,
+        "repeats": 3,
+        "seconds_whole_val": 2.0,
+        "seconds_capped": 0.5,
+    }
+    first = _figures("python scripts/benchmark.py --only s", s={**check, "ratio": 0.25})
+    second = _figures("python scripts/benchmark.py --only s --seeds 0", s={**check, "ratio": 0.5})
+    second["f"]["benchmark_process_peak_rss_mb"] = 200.0
+    paths = []
+    for i, fig in enumerate((first, second)):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(fig))
+    out = tmp_path / "perf.md"
+    out.write_text(f"# Mine\n\nhand-written\n\n{bench.BEGIN}\nold\n{bench.END}\nafter\n")
+    bench.main(["--render", *map(str, paths), "--out", str(out)])
+    text = out.read_text()
+    assert "hand-written" in text and text.endswith("after\n") and "old" not in text
+    assert "`python scripts/benchmark.py --only s`" in text and "--seeds 0`" in text
+    assert "**0.50x** the time" in text  # the later run's section wins
+    assert "100 MB" in text and "200 MB" in text  # each process's own peak
+    (tmp_path / "2.json").write_text(json.dumps(_figures("x", cpu="other")))
+    with pytest.raises(SystemExit, match="one machine"):
+        bench.main(["--render", str(paths[0]), str(tmp_path / "2.json"), "--out", str(out)])
