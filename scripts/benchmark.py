@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -87,12 +87,14 @@ def bare_loop(
     bf16: bool = False,
     autocast_cache: bool = True,
     on_step: Callable[[], None] | None = None,
+    sync_at: Collection[int] | None = None,
 ) -> tuple[list[float], int]:
     """The plain PyTorch loop: forward (under bf16 autocast if asked, with torch's weight cache unless
     ``autocast_cache`` is false), backward, step, over the same batches (as many epochs as ``steps``
     needs), on ``device``. ``on_step`` is called after each step (a profiler's ``step``). Returns the
-    start time followed by the time at the end of each step (after a CUDA sync), as
-    :class:`StepClock` records them, and the number of samples trained on."""
+    start time followed by the time at the end of each step, as :class:`StepClock` records them
+    (after a CUDA sync at the steps in ``sync_at``, 1-based; at every step when None), and the number
+    of samples trained on."""
     device = device or torch.device("cpu")
     model.to(device).train()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=autocast_cache)
@@ -107,7 +109,8 @@ def bare_loop(
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        _sync()
+        if sync_at is None or len(times) in sync_at:
+            _sync()
         times.append(time.perf_counter())
         samples += len(batch["labels"])
         if on_step is not None:
@@ -170,14 +173,21 @@ def throughput(cfg: DictConfig, steps: int, repeats: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- (g) precision and compile (GPU)
 class StepClock(Callback):
-    """The wall time at the end of every training step (after a CUDA sync), to split a fit into its
-    first steps (compilation, autotuning, allocator warm-up) and the steady state after them."""
+    """The wall time at the end of every training step, to split a fit into its first steps
+    (compilation, autotuning, allocator warm-up) and the steady state after them.
 
-    def __init__(self) -> None:
+    A CUDA sync comes before the times of the steps in ``sync_at`` (1-based; every step when None).
+    Throughput is measured with syncs at the edges of the window only: in a real run nothing waits
+    for the GPU at each step, so the host's work (Lightning's hooks, the loader) overlaps the GPU's,
+    and a sync per step would add it to every step of both arms."""
+
+    def __init__(self, sync_at: Collection[int] | None = None) -> None:
         self.ends: list[float] = []
+        self.sync_at = sync_at
 
     def on_train_batch_end(self, *args: Any) -> None:
-        _sync()
+        if self.sync_at is None or len(self.ends) + 1 in self.sync_at:
+            _sync()
         self.ends.append(time.perf_counter())
 
 
@@ -206,7 +216,7 @@ def precision_compile(
         module = FineTune(ctx.pretrained(), params, data.num_labels, split="train")
         arm_cfg = {**trainer_cfg, "precision": precision, "compile": compiled, "enable_progress_bar": False}
         maybe_compile(module, arm_cfg)
-        clock = StepClock()
+        clock = StepClock(sync_at={warmup, steps})
         trainer = build_trainer(
             arm_cfg, None, ctx.run_dir, max_epochs=1000, max_steps=steps, callbacks=[clock]
         )
@@ -224,6 +234,7 @@ def precision_compile(
             steps,
             device,
             bf16=precision == "bf16-mixed",
+            sync_at={warmup, steps},
         )
         return steady_rate(times[1:], times[0], warmup, params.batch_size)
 
@@ -937,7 +948,8 @@ def render(fig: dict[str, Any]) -> str:
         out += [
             f"**(g) Precision and torch.compile, {g['model']} on {m['gpu']}, {shape}** (max_length "
             f"{g['max_length']}, batch {g['batch_size']}, {g['steps']} steps per fit, steady state after the "
-            f"first {g['warmup_steps']}, {g['repeats']} interleaved repeats; `bare` is the plain loop, "
+            f"first {g['warmup_steps']} (a CUDA sync at its two edges only), {g['repeats']} interleaved "
+            "repeats; `bare` is the plain loop, "
             f"autocast for bf16). Lightning / bare loop: "
             + ", ".join(f"**{v:.3f}** at {k}" for k, v in g["lightning_over_bare"].items())
             + ".",

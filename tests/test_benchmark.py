@@ -110,3 +110,33 @@ def test_render_merges_the_runs_of_one_machine_into_one_document(bench, tmp_path
     (tmp_path / "2.json").write_text(json.dumps(_figures("x", cpu="other")))
     with pytest.raises(SystemExit, match="one machine"):
         bench.main(["--render", str(paths[0]), str(tmp_path / "2.json"), "--out", str(out)])
+
+
+def test_bare_loop_syncs_only_at_the_edges_of_the_timed_window(bench, monkeypatch):
+    """GPU throughput is timed with a sync at the window's edges only (a sync per step would expose
+    host overhead that overlaps the GPU's work in a real run); None keeps a sync per step."""
+
+    class Linear(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(3, 2)
+
+        def forward(self, input_ids, attention_mask, labels):
+            logits = self.layer(input_ids.float() * attention_mask)
+            return type("Out", (), {"loss": torch.nn.functional.cross_entropy(logits, labels)})
+
+    rows = [{"input_ids": torch.ones(3), "attention_mask": torch.ones(3), "labels": torch.tensor(1)}] * 4
+    loader = torch.utils.data.DataLoader(rows, batch_size=2)
+    synced = []
+    monkeypatch.setattr(bench, "_sync", lambda: synced.append(1))
+    model = Linear()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    times, samples = bench.bare_loop(model, loader, optimizer, steps=5, sync_at={2, 5})
+    assert (len(times), samples, len(synced)) == (6, 10, 2)  # 5 steps over 2 epochs of 2 batches
+    synced.clear()
+    bench.bare_loop(model, loader, optimizer, steps=5)
+    assert len(synced) == 5
+    clock, synced[:] = bench.StepClock(sync_at={1, 3}), []
+    for _ in range(4):
+        clock.on_train_batch_end()
+    assert (len(clock.ends), len(synced)) == (4, 2)
