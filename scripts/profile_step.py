@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             f"## {arm}",
             "",
             f"Per step over {n} recorded steps: device time {device_us / n / 1000:.2f} ms, "
-            f"CPU time of the ops {cpu_us / n / 1000:.2f} ms, {kernels / n:.0f} kernels.",
+            f"CPU time of the ops {cpu_us / n / 1000:.2f} ms (both slowed by the profiler), "
+            f"{kernels / n:.0f} kernels.",
             "",
             "```",
             events.table(sort_by=sort, row_limit=args.top, max_name_column_width=60),
