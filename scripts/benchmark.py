@@ -47,7 +47,7 @@ from unlearnbench.evaluation.cost import process_peak_rss_mb
 from unlearnbench.evaluation.predictions import Predictions
 from unlearnbench.io import package_versions
 from unlearnbench.methods.finetune import FineTune
-from unlearnbench.trainer import build_trainer, eval_device, maybe_compile, timed_fit
+from unlearnbench.trainer import build_trainer, compiled_for_fit, eval_device, timed_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["trainer.enable_progress_bar=false", "logger=none"]
@@ -215,13 +215,13 @@ def precision_compile(
         torch.manual_seed(0)
         module = FineTune(ctx.pretrained(), params, data.num_labels, split="train")
         arm_cfg = {**trainer_cfg, "precision": precision, "compile": compiled, "enable_progress_bar": False}
-        maybe_compile(module, arm_cfg)
         clock = StepClock(sync_at={warmup, steps})
         trainer = build_trainer(
             arm_cfg, None, ctx.run_dir, max_epochs=1000, max_steps=steps, callbacks=[clock]
         )
         start = time.perf_counter()
-        trainer.fit(module, train_dataloaders=module.train_loader(data, 0))
+        with compiled_for_fit(module, arm_cfg):
+            trainer.fit(module, train_dataloaders=module.train_loader(data, 0))
         return steady_rate(clock.ends, start, warmup, params.batch_size)
 
     def bare(precision: str) -> dict[str, float]:

@@ -56,16 +56,28 @@ def test_compile_option_composes_off_by_default(make_cfg, tmp_path):
         build_trainer({"compile": "yes"}, None, tmp_path, max_epochs=1, max_steps=1)
 
 
-def test_compile_true_compiles_the_model_in_place(make_cfg, tmp_path, monkeypatch):
-    """trainer.compile=true calls nn.Module.compile on the model that is fitted (recorded here, not run:
-    a real compilation takes minutes on CPU and needs a C compiler)."""
-    compiled = []
-    monkeypatch.setattr(
-        torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__)
-    )
+def test_compile_true_compiles_the_fitted_model_for_its_fits_only(make_cfg, tmp_path, monkeypatch):
+    """trainer.compile=true runs the fitted model's training steps compiled (nn.Module.compile, in
+    place) and the evaluation after a fit eagerly. The compiled path is faked here (a real compilation
+    takes minutes on CPU and needs a C compiler), the way nn.Module.compile installs it."""
+    compiled_calls: list[tuple[str, bool]] = []
+
+    def fake_compile(self, *args, **kwargs):
+        eager = self._call_impl
+
+        def compiled(*a, **k):
+            compiled_calls.append((type(self).__name__, torch.is_grad_enabled()))
+            return eager(*a, **k)
+
+        self._compiled_call_impl = compiled
+
+    monkeypatch.setattr(torch.nn.Module, "compile", fake_compile)
     cfg = make_cfg("method=finetune", "trainer.compile=true", "eval.reference=false", "data.max_samples=120")
-    run_experiment(cfg, tmp_path / "run")
-    assert compiled and all(name.endswith("ForSequenceClassification") for name in compiled)
+    res = run_experiment(cfg, tmp_path / "run")
+    assert "forget" in res["metrics"] and res["cost"]["steps"] > 0
+    assert len(compiled_calls) >= res["cost"]["steps"]  # the original's steps and FineTune's
+    assert all(name.endswith("ForSequenceClassification") for name, _ in compiled_calls)
+    assert all(grad for _, grad in compiled_calls), "an evaluation pass ran through the compiled model"
 
 
 def _figures(command: str, cpu: str = "cpu-x", **sections) -> dict:

@@ -60,8 +60,8 @@ from unlearnbench.trainer import (
     build_trainer,
     checkpoint_callback,
     compile_option,
+    compiled_for_fit,
     eval_device,
-    maybe_compile,
     timed_fit,
 )
 
@@ -104,7 +104,6 @@ class RunContext:
         when the job runs again, and the checkpoints go once it has finished."""
         L.seed_everything(self.seed, workers=True, verbose=False)
         trainer_cfg = OmegaConf.to_container(self.cfg.trainer, resolve=True)
-        maybe_compile(module, trainer_cfg)
         log_dir = log_dir or self.run_dir
         every = int(self.cfg.get("checkpoint", {}).get("every_n_steps") or 0)
         ckpt_dir = log_dir / CHECKPOINT_DIR
@@ -128,7 +127,8 @@ class RunContext:
             max_steps=params.max_steps,
             callbacks=[*callbacks, checkpoint_callback(ckpt_dir, every)] if every else callbacks,
         )
-        stats = timed_fit(module, loader, trainer, resume_from)
+        with compiled_for_fit(module, trainer_cfg):
+            stats = timed_fit(module, loader, trainer, resume_from)
         stats.resumed_from_step = resumed_step
         barrier()
         if is_main_process():
