@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -762,6 +762,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_doc(Path(args.out), render(fig))
         print(f"wrote {args.out} from {len(args.render)} runs", file=sys.stderr)
         return
+    with scratch_space():
+        measure(args, sys.argv[1:] if argv is None else list(argv))
+
+
+@contextmanager
+def scratch_space() -> Iterator[None]:
+    """Every temp dir of the run (run dirs; the model cache unless --cache) under one dir, removed at
+    the end: a full run's fresh cache holds gigabytes of models."""
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as scratch:
+        tempfile.tempdir = scratch
+        try:
+            yield
+        finally:
+            tempfile.tempdir = None
+
+
+def measure(args: argparse.Namespace, argv: list[str]) -> None:
     torch.set_num_threads(args.threads)
     if args.profile_run:
         cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-cache-"))
@@ -781,7 +798,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     t0 = time.perf_counter()
     fig: dict[str, Any] = {
         "mode": args.mode,
-        "command": shlex.join(["python", "scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": shlex.join(["python", "scripts/benchmark.py", *argv]),
         "machine": machine(),
         "versions": package_versions(),
     }

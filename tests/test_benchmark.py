@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,13 @@ def test_bare_loop_syncs_only_at_the_edges_of_the_timed_window(bench, monkeypatc
     for _ in range(4):
         clock.on_train_batch_end()
     assert (len(clock.ends), len(synced)) == (4, 2)
+
+
+def test_scratch_space_holds_every_temp_dir_and_is_removed(bench):
+    """A run's temp dirs (run dirs, the default model cache: gigabytes in full mode) go at its end."""
+    with bench.scratch_space():
+        run_dir = Path(tempfile.mkdtemp(prefix="bench-b-"))
+        (run_dir / "model.safetensors").write_bytes(b"0" * 10)
+        assert run_dir.exists()
+    assert not run_dir.exists() and not run_dir.parent.exists()
+    assert tempfile.gettempdir() != str(run_dir.parent)
