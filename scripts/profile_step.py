@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile-steps", type=int, default=20, help="steps recorded by torch.profiler per arm")
     ap.add_argument("--top", type=int, default=15, help="operators listed per arm")
     args = ap.parse_args(argv)
+    with bench.scratch_space():
+        profile_arms(args)
 
+
+def profile_arms(args: argparse.Namespace) -> None:
     cache = Path(tempfile.mkdtemp(prefix="profile-step-"))
     cfg = bench.compose_cfg([*bench.QUIET, *args.overrides], cache)
     _, _, data = pipeline.prepare(cfg)
