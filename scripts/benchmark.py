@@ -778,6 +778,22 @@ def scratch_space() -> Iterator[None]:
             tempfile.tempdir = None
 
 
+PLUMBING = ("--out", "--json", "--cache")  # where a run writes, not what it measures
+
+
+def what_runs(argv: Sequence[str]) -> list[str]:
+    """The command-line arguments without the plumbing ones (for the document's header)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in PLUMBING:
+            skip = True
+        elif not arg.startswith(tuple(f"{p}=" for p in PLUMBING)):
+            kept.append(arg)
+    return kept
+
+
 def measure(args: argparse.Namespace, argv: list[str]) -> None:
     torch.set_num_threads(args.threads)
     if args.profile_run:
@@ -798,7 +814,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> None:
     t0 = time.perf_counter()
     fig: dict[str, Any] = {
         "mode": args.mode,
-        "command": shlex.join(["python", "scripts/benchmark.py", *argv]),
+        "command": shlex.join(["python", "scripts/benchmark.py", *what_runs(argv)]),
         "machine": machine(),
         "versions": package_versions(),
     }

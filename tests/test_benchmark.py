@@ -163,3 +163,20 @@ def test_scratch_space_holds_every_temp_dir_and_is_removed(bench):
         assert run_dir.exists()
     assert not run_dir.exists() and not run_dir.parent.exists()
     assert tempfile.gettempdir() != str(run_dir.parent)
+
+
+def test_the_documented_command_leaves_out_where_a_run_writes(bench):
+    argv = [
+        "--mode",
+        "full",
+        "--only",
+        "b",
+        "--cache",
+        "/tmp/c",
+        "--json=/tmp/f.json",
+        "--seeds",
+        "0",
+        "--out",
+        "x",
+    ]
+    assert bench.what_runs(argv) == ["--mode", "full", "--only", "b", "--seeds", "0"]
