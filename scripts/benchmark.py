@@ -1103,8 +1103,9 @@ def render(fig: dict[str, Any]) -> str:
         out += [
             f"**(f) Peak RSS** of the benchmark process that ran {', '.join(src['sections']) or 'nothing'} "
             f"(every job of those sections in it): {f['benchmark_process_peak_rss_mb']:.0f} MB "
-            f"(`process_peak_rss_mb`; getrusage's max RSS says {f['ru_maxrss_mb']:.0f} MB because PeakMemory "
-            "resets the kernel's high-water mark); the unlearning step's own peak per run is in (b)'s table."
+            f"(`process_peak_rss_mb`; getrusage's max RSS says {f['ru_maxrss_mb']:.0f} MB, and can say less, "
+            "because PeakMemory resets the kernel's high-water mark); the unlearning step's own peak per run "
+            "is in (b)'s table."
             + (
                 f" Peak GPU memory allocated by torch: {f['gpu_peak_allocated_mb']:.0f} MB."
                 if f.get("gpu_peak_allocated_mb")
