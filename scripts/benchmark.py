@@ -274,10 +274,12 @@ def unlearn_vs_retrain(
     seeds: Sequence[int],
     cache_dir: Path,
     base: Sequence[str],
+    progress: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Each method's unlearning wall seconds / retraining's, from results.json ``cost`` of real
     pipeline runs (both measured in this process; the retrained model is trained by the first run of
-    a forget split). One row per (dataset, ratio, method), medians over seeds."""
+    a forget split). One row per (dataset, ratio, method), medians over seeds; ``progress`` gets the
+    rows so far after each (dataset, ratio)."""
     rows = []
     for name, data_overrides in datasets.items():
         for ratio in ratios:
@@ -317,6 +319,8 @@ def unlearn_vs_retrain(
                         "seeds": len(results),
                     }
                 )
+            if progress is not None:
+                progress(rows)
     return rows
 
 
@@ -820,12 +824,16 @@ def measure(args: argparse.Namespace, argv: list[str]) -> None:
     }
     timings = {}
 
+    def save(**partial) -> None:  # after every section, and within a long one: a run stopped later
+        if args.json:  # keeps what it measured
+            figures = {**fig, **partial, "seconds": timings}
+            Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
+
     def section(key, fn):
         t = time.perf_counter()
         fig[key] = fn()
         timings[key] = time.perf_counter() - t
-        if args.json:  # after every section: a run stopped later keeps what it measured
-            Path(args.json).write_text(json.dumps({**fig, "seconds": timings}, indent=1, default=str))
+        save()
         print(f"[{key}] {timings[key]:.0f}s: {json.dumps(fig[key], default=str)[:600]}", flush=True)
 
     quiet = [*QUIET, *(GPU_BASE if args.mode == "gpu" else [])]
@@ -862,6 +870,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> None:
                 p["seeds"],
                 cache,
                 [*quiet, *NO_ANALYSES, *p["base"]],
+                progress=lambda rows: save(b=rows),
             ),
         )
     if "c" in args.only and "c" in plan:

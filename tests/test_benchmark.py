@@ -41,6 +41,27 @@ def test_sweep_trains_each_model_once(bench, tmp_path):
     assert out["reference_output_passes"] == 2  # one per retrained model, not one per run
 
 
+def test_unlearn_vs_retrain_rows_and_progress(bench, tmp_path):
+    """(b): one row per (dataset, ratio, method), its time a fraction of the retraining measured in
+    the same process, and the rows so far handed out after each ratio (a stopped run keeps them)."""
+    seen = []
+    rows = bench.unlearn_vs_retrain(
+        {"tiny": ["data.max_samples=120"]},
+        ["gradient_ascent"],
+        [0.05, 0.1],
+        [0],
+        tmp_path / "cache",
+        [*TINY, *bench.NO_ANALYSES],
+        progress=lambda so_far: seen.append(len(so_far)),
+    )
+    assert seen == [1, 2]
+    assert [(r["ratio"], r["method"]) for r in rows] == [(0.05, "gradient_ascent"), (0.1, "gradient_ascent")]
+    for r in rows:
+        assert r["retrain_seconds"] > 0 and r["seconds"] > 0
+        assert r["ratio_to_retrain"] == pytest.approx(r["seconds"] / r["retrain_seconds"], rel=1e-6)
+    assert rows[1]["n_forget"] > rows[0]["n_forget"]
+
+
 def test_eval_fast_path_agrees_with_plain_padding(bench, tmp_path):
     cfg = bench.compose_cfg([*TINY, "data.max_samples=120", "data.max_length=48"], tmp_path)
     out = bench.eval_throughput(cfg, "train", repeats=1)
