@@ -914,10 +914,10 @@ def measure(args: argparse.Namespace, argv: list[str]) -> None:
         "benchmark_process_peak_rss_mb": process_peak_rss_mb(),
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
-    fig["seconds"] = {**timings, "total": time.perf_counter() - t0}
+    timings["total"] = time.perf_counter() - t0
+    fig["seconds"] = timings
     fig["finished"] = time.strftime("%Y-%m-%d %H:%M")
-    if args.json:
-        Path(args.json).write_text(json.dumps(fig, indent=1, default=str))
+    save()
     write_doc(Path(args.out), render(merge([fig])))
     print(f"wrote {args.out} in {fig['seconds']['total']:.0f}s", file=sys.stderr)
 

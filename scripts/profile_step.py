@@ -108,29 +108,16 @@ def profile_arms(args: argparse.Namespace) -> None:
             return times
         clock = bench.StepClock(sync_at=None if prof is not None else {args.warmup, steps})
         callbacks: list[Callback] = [clock, ProfilerStep(prof)]
-        if arm == "lightning":
-            trainer = build_trainer(
-                {**trainer_cfg, "enable_progress_bar": False},
-                None,
-                cache,
-                max_epochs=1000,
-                max_steps=steps,
-                callbacks=callbacks,
-            )
-        else:  # the same Trainer but for the precision plugin
-            kwargs = {k: v for k, v in trainer_cfg.items() if k not in ("precision", "compile")}
-            kwargs.update(enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
-            trainer = L.Trainer(
-                **kwargs,
-                plugins=[CachedAutocast(precision, device.type)],  # type: ignore[arg-type]
-                logger=False,
-                enable_checkpointing=False,
-                use_distributed_sampler=False,
-                max_epochs=1000,
-                max_steps=steps,
-                callbacks=callbacks,
-                default_root_dir=str(cache),
-            )
+        trainer = build_trainer(
+            {**trainer_cfg, "enable_progress_bar": False},
+            None,
+            cache,
+            max_epochs=1000,
+            max_steps=steps,
+            callbacks=callbacks,
+        )
+        if arm == "lightning, autocast cache on":  # the same Trainer but for its precision plugin
+            trainer.strategy.precision_plugin = CachedAutocast(precision, device.type)  # type: ignore[arg-type]
         start = time.perf_counter()
         if prof is not None:
             prof.start()
