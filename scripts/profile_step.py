@@ -17,6 +17,7 @@ import argparse
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -86,45 +87,39 @@ def profile_arms(args: argparse.Namespace) -> None:
         return FineTune(ctx.pretrained(), params, data.num_labels, split="train")
 
     def run(arm: str, steps: int, prof: profile | None = None) -> list[float]:
-        """Step end times of one fit of ``arm`` (the first entry: the start)."""
+        """Step end times of one fit of ``arm`` (the first entry: the start), under ``prof`` if given
+        (then with a sync per step, as the profiler's schedule steps each one)."""
         module = fresh(steps)
         loader = module.train_loader(data, 0)
-        if arm.startswith("bare"):
-            if prof is not None:
-                prof.start()
-            times, _ = bench.bare_loop(
-                module.model,
-                loader,
-                module.configure_optimizers(),
-                steps,
-                device,
-                bf16=precision == "bf16-mixed",
-                autocast_cache=arm == "bare",
-                on_step=prof.step if prof is not None else None,
-                sync_at=None if prof is not None else {args.warmup, steps},
+        sync_at = None if prof is not None else {args.warmup, steps}
+        with prof if prof is not None else nullcontext():
+            if arm.startswith("bare"):
+                times, _ = bench.bare_loop(
+                    module.model,
+                    loader,
+                    module.configure_optimizers(),
+                    steps,
+                    device,
+                    bf16=precision == "bf16-mixed",
+                    autocast_cache=arm == "bare",
+                    on_step=prof.step if prof is not None else None,
+                    sync_at=sync_at,
+                )
+                return times
+            clock = bench.StepClock(sync_at=sync_at)
+            trainer = build_trainer(
+                {**trainer_cfg, "enable_progress_bar": False},
+                None,
+                cache,
+                max_epochs=1000,
+                max_steps=steps,
+                callbacks=[clock, ProfilerStep(prof)],
             )
-            if prof is not None:
-                prof.stop()
-            return times
-        clock = bench.StepClock(sync_at=None if prof is not None else {args.warmup, steps})
-        callbacks: list[Callback] = [clock, ProfilerStep(prof)]
-        trainer = build_trainer(
-            {**trainer_cfg, "enable_progress_bar": False},
-            None,
-            cache,
-            max_epochs=1000,
-            max_steps=steps,
-            callbacks=callbacks,
-        )
-        if arm == "lightning, autocast cache on":  # the same Trainer but for its precision plugin
-            trainer.strategy.precision_plugin = CachedAutocast(precision, device.type)  # type: ignore[arg-type]
-        start = time.perf_counter()
-        if prof is not None:
-            prof.start()
-        trainer.fit(module, train_dataloaders=loader)
-        if prof is not None:
-            prof.stop()
-        return [start, *clock.ends]
+            if arm == "lightning, autocast cache on":  # the same Trainer but for its precision plugin
+                trainer.strategy.precision_plugin = CachedAutocast(precision, device.type)  # type: ignore[arg-type]
+            start = time.perf_counter()
+            trainer.fit(module, train_dataloaders=loader)
+            return [start, *clock.ends]
 
     arms = ARMS if mixed else ("lightning", "bare")
     bs = int(cfg.train.batch_size)
