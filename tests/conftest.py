@@ -15,7 +15,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 
 import torch
 
-from unlearnbench.cli import CONF_DIR  # registers the config resolvers
+from unlearnbench.config import CONF_DIR  # registers the config resolvers
 
 torch.set_num_threads(1)  # tests also call the pipeline in-process
 

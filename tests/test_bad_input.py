@@ -398,9 +398,9 @@ def test_hydra_full_error_shows_the_traceback(tmp_path) -> None:
 
 def test_a_sound_checkpoint_is_the_original_model(make_cfg, tmp_path) -> None:
     """model.checkpoint: the model is loaded (not fine-tuned) as theta_0, and cached by its weights."""
-    from unlearnbench.evaluation import evaluate
     from unlearnbench.models import load_saved
     from unlearnbench.pipeline import prepare
+    from unlearnbench.runtime.outputs import evaluate_splits as evaluate
 
     checkpoint = tiny_checkpoint(tmp_path, 5)
     overrides = ("method=original", "eval.reference=false", f"model.checkpoint={checkpoint}")
@@ -415,11 +415,11 @@ def test_a_sound_checkpoint_is_the_original_model(make_cfg, tmp_path) -> None:
 
 def test_hub_class_indices_outside_the_label_set_are_named() -> None:
     """A Hugging Face ClassLabel column (indices into the loader's label names) holding -1 (unlabelled)."""
-    from unlearnbench.data.sources import _frame_to_dataset
+    from unlearnbench.data.files import frame_to_dataset
     from unlearnbench.errors import DataError
 
     frame = pd.DataFrame({"text": ["a", "b", "c"], "label": [0, -1, 1]})
     cfg = {"text_column": "text", "label_column": "label"}
     with pytest.raises(DataError) as info:
-        _frame_to_dataset("hub", frame, cfg, ["neg", "pos"])
+        frame_to_dataset("hub", frame, cfg, ["neg", "pos"])
     assert "(rows [1]: ['-1']); allowed: class indices 0..1 of ['neg', 'pos']" in str(info.value)

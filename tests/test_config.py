@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from unlearnbench.cli import CONF_DIR
+from unlearnbench.config import CONF_DIR
 from unlearnbench.methods import METHODS, get_method
 
 FILL_MANDATORY = {

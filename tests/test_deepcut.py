@@ -93,9 +93,9 @@ def _module(make_cfg, *overrides: str) -> tuple[DeepCut, dict]:
     method_cls, params, data = prepare(cfg)
     from unlearnbench.models import build_pretrained
 
-    model = build_pretrained(cfg.model, data.num_labels, len(data.tokenizer))
-    module = method_cls(model, params, data.num_labels)
-    batch = next(iter(module.train_loader(data, seed=0)))
+    model = build_pretrained(cfg.model, data.num_labels, len(data.tokenizer), task=data.task)
+    module = method_cls(model, params, data)
+    batch = next(iter(module.train_loader(seed=0)))
     return module, batch
 
 
@@ -105,7 +105,9 @@ def test_views_differ_with_dropout_and_agree_without(make_cfg) -> None:
 
     def views() -> torch.Tensor:
         states = module.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
-        return module.embed(states, mask)
+        pair = {"is_forget": torch.ones(2, dtype=torch.bool), "index": torch.zeros(2)}
+        pair["labels"] = torch.zeros(2)
+        return module.unit_z(states, mask, module.task.units(pair, 1))
 
     module.model.train()
     z = views()

@@ -16,19 +16,23 @@ from sklearn.metrics import f1_score, roc_auc_score
 from tests.conftest import compose_cfg
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation import (
-    Predictions,
-    classification_metrics,
+    EvalOptions,
     compare_predictions,
     js_divergence,
     latent_metrics,
     mia_aucs,
     modified_entropy,
-    predict,
 )
-from unlearnbench.evaluation.cost import PeakMemory, cost_section, process_peak_rss_mb
-from unlearnbench.evaluation.run import EvalOptions
+from unlearnbench.evaluation.cost import cost_section
 from unlearnbench.methods.deepcut import pool
-from unlearnbench.pipeline import RunContext, prepare, run_experiment
+from unlearnbench.pipeline import prepare, run_experiment
+from unlearnbench.runtime import RunContext
+from unlearnbench.runtime.memory import PeakMemory, process_peak_rss_mb
+from unlearnbench.runtime.outputs import predict
+from unlearnbench.tasks import Predictions, get_task
+from unlearnbench.tasks.sequence import classification_metrics
+
+SEQUENCE = get_task("sequence_classification")
 
 
 def preds_from_probs(probs, labels, indices=None) -> Predictions:
@@ -65,16 +69,16 @@ def test_perfect_and_constant_predictors() -> None:
 # ---------------------------------------------------------------------- reference comparison
 def test_a_model_against_itself_and_against_its_opposite() -> None:
     a = preds_from_probs([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 1], [5, 7, 9])
-    same = compare_predictions(a, a)
+    same = compare_predictions(SEQUENCE, a, a)
     assert same == {"f1_gap": 0.0, "accuracy_gap": 0.0, "agreement": 1.0, "js_divergence": 0.0, "n": 3}
     # matched by dataset index, not by position
     shuffled = a.take([9, 5, 7])
-    assert compare_predictions(shuffled, a)["agreement"] == 1.0
-    assert compare_predictions(shuffled, a)["js_divergence"] == 0.0
+    assert compare_predictions(SEQUENCE, shuffled, a)["agreement"] == 1.0
+    assert compare_predictions(SEQUENCE, shuffled, a)["js_divergence"] == 0.0
 
     one_hot = preds_from_probs(np.clip([[1.0, 0.0], [0.0, 1.0]], 1e-30, 1), [0, 1])
     flipped = preds_from_probs(np.clip([[0.0, 1.0], [1.0, 0.0]], 1e-30, 1), [0, 1])
-    cmp = compare_predictions(one_hot, flipped)
+    cmp = compare_predictions(SEQUENCE, one_hot, flipped)
     assert cmp["agreement"] == 0.0 and cmp["f1_gap"] == 1.0
     assert cmp["js_divergence"] == pytest.approx(1.0, abs=1e-6)  # disjoint supports: 1 bit
 
@@ -91,12 +95,12 @@ def test_js_divergence_known_value() -> None:
 def test_mia_auc_known_values() -> None:
     members = binary([0.9, 0.8, 0.7])  # losses -log p: lower for members ...
     nonmembers = binary([0.75, 0.6, 0.55], start=3)  # ... except 0.7 < 0.75: 8 of 9 pairs ordered
-    aucs = mia_aucs(members, nonmembers)
+    aucs = mia_aucs(SEQUENCE, members, nonmembers)
     # With two classes and p > 1/2, entropy and Mentr are monotone in p as the loss is.
     assert aucs == pytest.approx({"loss": 8 / 9, "entropy": 8 / 9, "modified_entropy": 8 / 9})
-    assert mia_aucs(binary([0.99, 0.98]), binary([0.6, 0.55], 2))["loss"] == 1.0
-    assert mia_aucs(binary([0.6, 0.55]), binary([0.99, 0.98], 2))["loss"] == 0.0
-    assert math.isnan(mia_aucs(binary([]), nonmembers)["loss"])
+    assert mia_aucs(SEQUENCE, binary([0.99, 0.98]), binary([0.6, 0.55], 2))["loss"] == 1.0
+    assert mia_aucs(SEQUENCE, binary([0.6, 0.55]), binary([0.99, 0.98], 2))["loss"] == 0.0
+    assert math.isnan(mia_aucs(SEQUENCE, binary([]), nonmembers)["loss"])
 
 
 def test_modified_entropy_known_value() -> None:
@@ -237,7 +241,7 @@ def test_other_runs_share_the_cached_reference_and_original_outputs(runs) -> Non
     _, _, cfg = runs["finetune"]
     ctx = RunContext(cfg, prepare(cfg)[2], None, runs["finetune"][1])
     retrain_cfg = compose_cfg(["method=retrain", CHEAP[0]], cfg.paths.cache_dir)
-    assert ctx.reference_params() == prepare(retrain_cfg)[1]
+    assert ctx.reference_spec() == ctx.retrained_spec(prepare(retrain_cfg)[1])
     ref = finetune["reference"]
     assert ref["cache_key"] == retrain["reference"]["cache_key"] and ref["from_cache"] and not ref["is_self"]
     assert ref["retrain_metrics"]["forget"] == retrain["metrics"]["forget"]
@@ -329,7 +333,7 @@ def test_whole_class_forgetting_scores_the_kept_classes_of_test(shared_cache, tm
     results = run_experiment(cfg, tmp_path / "class")
     frame = pd.read_parquet(tmp_path / "class" / "predictions.parquet")
     test = frame[frame.split == "test"]
-    tech = list(prepare(cfg)[2].data.label_names).index("tech")
+    tech = list(prepare(cfg)[2].label_names).index("tech")
     kept = test[test.label != tech]
     assert 0 < len(kept) < len(test)
     scores = results["metrics"]["test_kept"]

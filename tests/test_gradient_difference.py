@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearnbench.cache import ModelCache
 from unlearnbench.errors import ConfigError
-from unlearnbench.evaluation import predict
-from unlearnbench.methods.base import masked_ce
 from unlearnbench.methods.gradient_difference import GradientDifference
-from unlearnbench.pipeline import RunContext, prepare
+from unlearnbench.pipeline import prepare
+from unlearnbench.runtime import ModelStore, RunContext
+from unlearnbench.runtime.outputs import predict
+from unlearnbench.tasks import get_task
 
 # Same optimiser, step size and step count for both methods: 14 forget samples / 4 = 4 steps x 5 epochs.
 BUDGET = ["method.lr=3e-3", "method.epochs=5", "method.forget_batch_size=4"]
@@ -20,7 +20,7 @@ BUDGET = ["method.lr=3e-3", "method.epochs=5", "method.forget_batch_size=4"]
 
 def context(cfg, run_dir) -> tuple[RunContext, type, object]:
     method_cls, params, data = prepare(cfg)
-    return RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir), method_cls, params
+    return RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), run_dir), method_cls, params
 
 
 def split_stats(model, data, split: str) -> tuple[float, float]:
@@ -34,10 +34,10 @@ def test_masked_ce_is_the_ce_of_the_selected_rows() -> None:
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], requires_grad=True)
     labels = torch.tensor([0, 0, 1])
     mask = torch.tensor([True, False, True])
-    assert masked_ce(logits, labels, mask).item() == pytest.approx(
+    assert get_task("sequence_classification").masked_ce(logits, labels, mask).item() == pytest.approx(
         F.cross_entropy(logits[[0, 2]], labels[[0, 2]]).item()
     )
-    empty = masked_ce(logits, labels, torch.zeros(3, dtype=torch.bool))
+    empty = get_task("sequence_classification").masked_ce(logits, labels, torch.zeros(3, dtype=torch.bool))
     empty.backward()
     assert empty.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
 
@@ -45,8 +45,8 @@ def test_masked_ce_is_the_ce_of_the_selected_rows() -> None:
 def test_each_step_pairs_a_forget_batch_with_a_retain_batch(make_cfg, tmp_path) -> None:
     cfg = make_cfg("method=gradient_difference", "method.forget_batch_size=4", "method.retain_batch_size=8")
     ctx, method_cls, params = context(cfg, tmp_path)
-    module = method_cls(ctx.original().model, params, ctx.data.num_labels)
-    batches = list(module.train_loader(ctx.data, 0))
+    module = method_cls(ctx.original().model, params, ctx.data)
+    batches = list(module.train_loader(0))
     forget = set(ctx.data.splits.forget.tolist())
     assert len(batches) == -(-len(forget) // 4)  # one epoch = one pass over D_f
     for batch in batches:

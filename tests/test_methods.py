@@ -7,15 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearnbench.cache import ModelCache
-from unlearnbench.evaluation import predict
 from unlearnbench.methods import METHODS
-from unlearnbench.pipeline import RunContext, prepare
+from unlearnbench.pipeline import prepare
+from unlearnbench.runtime import ModelStore, RunContext
+from unlearnbench.runtime.outputs import predict
 
 
 def context(cfg, run_dir) -> tuple[RunContext, type, object]:
     method_cls, params, data = prepare(cfg)
-    return RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir), method_cls, params
+    return RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), run_dir), method_cls, params
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
@@ -90,13 +90,13 @@ def test_deepcut_pushes_forget_samples_out_of_their_class(make_cfg, tmp_path) ->
 def test_finetune_trains_on_retain_only(make_cfg, tmp_path) -> None:
     cfg = make_cfg("method=finetune")
     ctx, method_cls, params = context(cfg, tmp_path)
-    module = method_cls(ctx.original().model, params, ctx.data.num_labels)
-    seen = {int(i) for batch in module.train_loader(ctx.data, 0) for i in batch["index"]}
+    module = method_cls(ctx.original().model, params, ctx.data)
+    seen = {int(i) for batch in module.train_loader(0) for i in batch["index"]}
     assert seen == set(ctx.data.splits.retain.tolist())
 
 
 def test_auto_stop_rule_follows_the_forget_set(make_cfg) -> None:
-    from unlearnbench.methods.base import StopParams, resolve_stop_rule
+    from unlearnbench.methods.stop import StopParams, resolve_stop_rule
 
     _, _, data = prepare(make_cfg())
     assert resolve_stop_rule(StopParams(rule="auto"), data).rule == "forget_f1_below_val"
@@ -110,7 +110,7 @@ def test_stop_check_reads_at_most_val_max_samples(make_cfg) -> None:
     """stop.val_max_samples: each forget_f1_below_val check reads a fixed seeded sample of val (the same
     at every check, a subset of val); null reads all of it; a non-positive cap is refused."""
     from unlearnbench.errors import ConfigError
-    from unlearnbench.methods.base import StopOnForgetMetric, StopParams
+    from unlearnbench.methods.stop import StopOnForgetMetric, StopParams
 
     _, _, data = prepare(make_cfg())
     val = data.splits["val"]
@@ -144,15 +144,19 @@ def test_stop_check_reads_at_most_val_max_samples(make_cfg) -> None:
         prepare(make_cfg("method=deepcut", "method.stop.forget_max_samples=0"))
 
 
-def test_a_stop_field_added_later_keeps_the_keys_of_cached_models() -> None:
-    """stop.forget_max_samples came after models were cached: at its neutral value (None) it is left
-    out of the recipe in a cache key, so those models are still found; set, it changes the key."""
-    from dataclasses import asdict
+def test_a_stored_model_is_keyed_by_what_it_depends_on_not_by_the_method(make_cfg, tmp_path) -> None:
+    """The original's spec names its data (fingerprint, training ids), base model, recipe, seed and
+    precision: a method's settings (its stop rule, a knob added later) or the evaluation cannot split
+    the store; the recipe and the training samples do."""
 
-    from unlearnbench.methods.base import MethodParams, StopParams
+    def original_key(*overrides: str) -> str:
+        cfg = make_cfg(*overrides)
+        ctx = RunContext(cfg, prepare(cfg)[2], None, tmp_path)  # type: ignore[arg-type]
+        return ctx.model_spec("original", sorted(ctx.data.sample_ids("train")), ctx.recipe).key()
 
-    before = asdict(MethodParams(name="train", lr=1e-4))
-    del before["stop"]["forget_max_samples"]  # the recipe as it was keyed before the field existed
-    assert MethodParams(name="train", lr=1e-4).cache_spec() == before
-    capped = MethodParams(name="train", lr=1e-4, stop=StopParams(forget_max_samples=64)).cache_spec()
-    assert capped["stop"]["forget_max_samples"] == 64 and capped != before
+    key = original_key("method=deepcut")
+    assert original_key("method=deepcut", "method.stop.forget_max_samples=64", "eval.mia=false") == key
+    assert original_key("method=gradient_ascent") == key
+    assert original_key("method=deepcut", "data.origin=elsewhere") == key  # descriptive keys do not count
+    assert original_key("method=deepcut", "train.lr=0.002") != key
+    assert original_key("method=deepcut", "seed=1") != key

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearnbench.cache import ModelCache
-from unlearnbench.data.datamodule import ForgetRetainBatchSampler, PadCollator, align_word_labels
-from unlearnbench.data.sources import TokenDataset
+from unlearnbench.data.loaders import ForgetRetainBatchSampler
 from unlearnbench.data.splits import make_splits
-from unlearnbench.evaluation import Predictions, mia_aucs, token_metrics
+from unlearnbench.evaluation import mia_aucs
 from unlearnbench.methods import METHODS
-from unlearnbench.methods.base import masked_ce
 from unlearnbench.methods.deepcut import DeepCut
 from unlearnbench.models import build_pretrained, load_tokenizer
-from unlearnbench.pipeline import RunContext, prepare, run_experiment
+from unlearnbench.pipeline import prepare, run_experiment
+from unlearnbench.runtime import ModelStore, RunContext
+from unlearnbench.tasks import Predictions, TokenDataset, get_task
+from unlearnbench.tasks.token import align_word_labels, token_metrics
+
+TOKEN = get_task("token_classification")
 
 TAGS = ["O", "B-location", "I-location", "B-person", "I-person"]
 WORDS = ["Zuckerberg", "met", "Nadella", "in", "Kuala", "Lumpur", "@elonmusk"]
@@ -89,7 +92,7 @@ def test_collator_pads_token_labels_with_ignore_index() -> None:
         item([101, 7, 102], [-100, 3, -100], [-1, 0, -1], 4),
         item([101, 102], [-100, -100], [-1, -1], 9),
     ]
-    batch = PadCollator(0)(items)
+    batch = TOKEN.collate(items, 0)
     assert batch["labels"].tolist() == [[-100, 3, -100], [-100, -100, -100]]
     assert batch["word_index"].tolist() == [[-1, 0, -1], [-1, -1, -1]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
@@ -127,7 +130,7 @@ def test_word_predictions_take_every_word_of_a_sentence_and_mia_counts_sentences
     assert pred.sorted().n_samples == 3 and len(pred) == 6
     members, nonmembers = pred.take([0, 2]), pred.take([1])
     assert members.n_samples == 2 and nonmembers.n_samples == 1
-    assert set(mia_aucs(members, nonmembers)) == {"loss", "entropy", "modified_entropy"}
+    assert set(mia_aucs(TOKEN, members, nonmembers)) == {"loss", "entropy", "modified_entropy"}
 
 
 def test_masked_ce_on_token_logits_reads_only_labelled_tokens() -> None:
@@ -136,8 +139,8 @@ def test_masked_ce_on_token_logits_reads_only_labelled_tokens() -> None:
     labels = torch.tensor([[-100, 1, 2, -100], [0, -100, -100, -100], [-100, -100, -100, -100]])
     rows = torch.tensor([True, True, False])
     expected = F.cross_entropy(logits[[0, 0, 1], [1, 2, 0]], torch.tensor([1, 2, 0]))
-    assert torch.allclose(masked_ce(logits, labels, rows), expected)
-    nothing = masked_ce(logits, labels, torch.tensor([False, False, True]))  # only -100 labels
+    assert torch.allclose(TOKEN.masked_ce(logits, labels, rows), expected)
+    nothing = TOKEN.masked_ce(logits, labels, torch.tensor([False, False, True]))  # only -100 labels
     assert nothing.item() == 0.0
 
 
@@ -189,7 +192,7 @@ def deepcut_module(tokenizer, **overrides) -> DeepCut:
          "gamma": 1.0, "tau": 0.5, "denominator": "all", "pooling": "cls", "stop": {"rule": "none"},
          **overrides}
     )  # fmt: skip
-    module = DeepCut(model, params, len(TAGS))
+    module = DeepCut(model, params, SimpleNamespace(task=TOKEN, num_labels=len(TAGS)))
     module.outside_tag = 0
     return module
 
@@ -214,17 +217,17 @@ def token_batch(tokenizer) -> dict[str, torch.Tensor]:
         }
         for k, (i, lab, w) in enumerate(zip(ids, labels, words, strict=True))
     ]
-    return PadCollator(0)(items)
+    return TOKEN.collate(items, 0)
 
 
 def test_deepcut_token_anchors_are_the_entity_words_of_forget_sentences(tokenizer) -> None:
     batch = token_batch(tokenizer)
-    units = deepcut_module(tokenizer).units(batch, views=2)
-    assert int(units["anchor"].sum()) == 2 * 2  # Zuckerberg, Nadella; in each of the 2 views
-    assert set(units["labels"][units["anchor"]].tolist()) == {3}
-    assert int(units["retain"].sum()) == 2 * 6  # every word of the two retain sentences
-    every = deepcut_module(tokenizer, token_anchors="all").units(batch, views=2)
-    assert int(every["anchor"].sum()) == 2 * 3  # "met" (O) too
+    units, anchor = deepcut_module(tokenizer).units(batch, views=2)
+    assert int(anchor.sum()) == 2 * 2  # Zuckerberg, Nadella; in each of the 2 views
+    assert set(units.labels[anchor].tolist()) == {3}
+    assert int((~units.forget).sum()) == 2 * 6  # every word of the two retain sentences
+    _, every = deepcut_module(tokenizer, token_anchors="all").units(batch, views=2)
+    assert int(every.sum()) == 2 * 3  # "met" (O) too
 
 
 def test_deepcut_token_loss_pushes_anchors_from_their_tag_towards_others(tokenizer) -> None:
@@ -240,11 +243,11 @@ def test_deepcut_token_loss_pushes_anchors_from_their_tag_towards_others(tokeniz
                 attention_mask=batch["attention_mask"],
                 output_hidden_states=True,
             )
-            u = module.units(batch, 1)
-            z = module.unit_z(out.hidden_states[-1], batch["attention_mask"], u["at"])
-            a, r, y = z[u["anchor"]], z[u["retain"]], u["labels"]
+            u, anchor = module.units(batch, 1)
+            z = module.unit_z(out.hidden_states[-1], batch["attention_mask"], u)
+            a, r, y = z[anchor], z[~u.forget], u.labels
             sim = a @ r.T
-            same = (y[u["retain"]] == 3)[None, :].expand_as(sim)
+            same = (y[~u.forget] == 3)[None, :].expand_as(sim)
             loss = module.loss_terms(batch)["forget"].item()
         return float(sim[same].mean()), float(sim[~same].mean()), loss
 
@@ -264,8 +267,8 @@ def test_every_method_runs_on_tiny_wnut16(make_cfg, tmp_path, name: str) -> None
     budget = [] if name in ("original", "retrain", "sisa") else ["method.max_steps=1"]
     cfg = make_cfg("data=wnut16", "data.max_samples=120", f"method={name}", *budget)
     method_cls, params, data = prepare(cfg)
-    assert data.is_token_task and data.num_labels == 21
-    ctx = RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), tmp_path)
+    assert data.task is TOKEN and data.num_labels == 21
+    ctx = RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), tmp_path)
     outcome = method_cls.run(ctx, params)
     assert name == "original" or outcome.stats.steps > 0
     logits = outcome.model(

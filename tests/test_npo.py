@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearnbench.cache import ModelCache
 from unlearnbench.errors import ConfigError
-from unlearnbench.evaluation import predict
 from unlearnbench.methods.npo import Npo, npo_loss
-from unlearnbench.pipeline import RunContext, prepare
+from unlearnbench.pipeline import prepare
+from unlearnbench.runtime import ModelStore, RunContext
+from unlearnbench.runtime.outputs import predict
 
 # Same optimiser, step size and step count for npo and gradient ascent: 4 steps x 5 epochs.
 BUDGET = ["method.lr=5e-3", "method.epochs=5", "method.forget_batch_size=4"]
@@ -20,7 +20,7 @@ BUDGET = ["method.lr=5e-3", "method.epochs=5", "method.forget_batch_size=4"]
 
 def context(cfg, run_dir) -> tuple[RunContext, type, object]:
     method_cls, params, data = prepare(cfg)
-    return RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir), method_cls, params
+    return RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), run_dir), method_cls, params
 
 
 def forget_loss(model, data) -> float:
@@ -73,8 +73,8 @@ def test_retain_batch_only_for_npo_rt(make_cfg, tmp_path) -> None:
     for weight, expect_retain in ((0.0, False), (1.0, True)):
         cfg = make_cfg("method=npo", f"method.retain_weight={weight}", "method.retain_batch_size=8")
         ctx, method_cls, params = context(cfg, tmp_path)
-        module = method_cls(ctx.original().model, params, ctx.data.num_labels)
-        has_retain = [bool((~b["is_forget"]).any()) for b in module.train_loader(ctx.data, 0)]
+        module = method_cls(ctx.original().model, params, ctx.data)
+        has_retain = [bool((~b["is_forget"]).any()) for b in module.train_loader(0)]
         assert all(has_retain) if expect_retain else not any(has_retain)
     with pytest.raises(ConfigError, match="retain_batch_size"):
         Npo.parse_params(
@@ -89,7 +89,7 @@ def test_raises_the_forget_loss_more_slowly_than_gradient_ascent(make_cfg, tmp_p
     before = forget_loss(ctx.original().model, ctx.data)
     reference = ctx.frozen_original()
     reference_before = {k: v.clone() for k, v in reference.state_dict().items()}
-    module = method_cls(ctx.original().model, params, ctx.data.num_labels, reference=reference)
+    module = method_cls(ctx.original().model, params, ctx.data, reference=reference)
     npo = module.fit(ctx)
     # The reference is frozen, outside the optimizer, and unchanged.
     optimized = {id(p) for opt in module.trainer.optimizers for g in opt.param_groups for p in g["params"]}

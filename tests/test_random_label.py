@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench.cache import ModelCache
-from unlearnbench.evaluation import predict
 from unlearnbench.methods.random_label import wrong_labels
-from unlearnbench.pipeline import RunContext, prepare
+from unlearnbench.pipeline import prepare
+from unlearnbench.runtime import ModelStore, RunContext
+from unlearnbench.runtime.outputs import predict
 
 
 def context(cfg, run_dir) -> tuple[RunContext, type, object]:
     method_cls, params, data = prepare(cfg)
-    return RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir), method_cls, params
+    return RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), run_dir), method_cls, params
 
 
 def accuracy(model, data, split: str) -> float:
@@ -48,8 +48,8 @@ def test_fixed_labels_stay_put_and_per_step_labels_are_redrawn(make_cfg, tmp_pat
     for mode in ("fixed", "per_step"):
         cfg = make_cfg("method=random_label", f"method.relabel={mode}", "method.forget_batch_size=4")
         ctx, method_cls, params = context(cfg, tmp_path)
-        module = method_cls(ctx.original().model, params, ctx.data.num_labels)
-        batch = next(iter(module.train_loader(ctx.data, ctx.seed)))
+        module = method_cls(ctx.original().model, params, ctx.data)
+        batch = next(iter(module.train_loader(ctx.seed)))
         is_forget = batch["is_forget"]
         runs = []
         for step in range(20):
@@ -67,7 +67,7 @@ def test_forget_predictions_leave_their_labels_and_retain_ones_stay(make_cfg, tm
     cfg = make_cfg("method=random_label", "method.lr=5e-3", "method.epochs=5", "method.forget_batch_size=4")
     ctx, method_cls, params = context(cfg, tmp_path)
     before = accuracy(ctx.original().model, ctx.data, "forget")
-    module = method_cls(ctx.original().model, params, ctx.data.num_labels)
+    module = method_cls(ctx.original().model, params, ctx.data)
     outcome = module.fit(ctx)
     assert outcome.stats.steps == 20
     after = accuracy(outcome.model, ctx.data, "forget")

@@ -22,15 +22,19 @@ from transformers import AutoModelForSequenceClassification, BertConfig
 
 import unlearnbench
 from tests.conftest import TINY
-from unlearnbench.cache import ModelCache
-from unlearnbench.cli import CONF_DIR, ERROR_FILE, run_job
-from unlearnbench.data.datamodule import read_token_cache
+from unlearnbench.cli.run import run_job
+from unlearnbench.config import CONF_DIR
+from unlearnbench.data.tokenize import read_encoding
 from unlearnbench.errors import ConfigError
-from unlearnbench.evaluation.predictions import Predictions, cached_outputs, outputs_path
 from unlearnbench.io import REDACTED, RedactSecrets, atomic_dir, atomic_write_json
 from unlearnbench.models import build_pretrained, load_saved
-from unlearnbench.pipeline import RESULTS_FILE, is_complete, prepare, run_experiment
+from unlearnbench.pipeline import prepare, run_experiment
 from unlearnbench.report import load_runs
+from unlearnbench.results import ERROR_FILE, RESULTS_FILE, is_complete
+from unlearnbench.runtime import ModelStore
+from unlearnbench.runtime.outputs import cached_outputs, outputs_path
+from unlearnbench.runtime.specs import BaseModelSpec, DataSpec, ModelSpec
+from unlearnbench.tasks import Predictions
 
 SRC = Path(unlearnbench.__file__).resolve().parent
 REPO = SRC.parents[1]
@@ -78,6 +82,14 @@ def tiny_model(num_labels: int = 3):
     return AutoModelForSequenceClassification.from_config(config)
 
 
+def tiny_spec() -> ModelSpec:
+    data = DataSpec(fingerprint="tiny", task="sequence_classification", max_length=8)
+    base = BaseModelSpec(source="random", location=None, tokenizer="none|64")
+    return ModelSpec(
+        kind="original", data=data, base=base, recipe=None, samples="all", seed=0, precision="32"
+    )
+
+
 def damage_weights(entry: Path) -> None:
     truncate(entry / "model.safetensors", 0.7)
 
@@ -101,19 +113,19 @@ def lose_config(entry: Path) -> None:
 
 @pytest.mark.parametrize("damage", [damage_weights, damage_meta, lose_meta, foreign_meta, lose_config])
 def test_a_damaged_cache_entry_is_not_trusted_and_is_trained_again(tmp_path, damage) -> None:
-    cache, spec, calls = ModelCache(tmp_path), {"what": "tiny"}, []
+    cache, spec, calls = ModelStore(tmp_path), tiny_spec(), []
 
     def train(work_dir: Path):
         calls.append(work_dir)
         return tiny_model(), {"fit": {"seconds": 1.0}}
 
-    first = cache.get_or_train("original", spec, train)
+    first = cache.get_or_train(spec, train)
     assert not first.hit and len(calls) == 1
-    assert cache.get_or_train("original", spec, train).hit and len(calls) == 1
+    assert cache.get_or_train(spec, train).hit and len(calls) == 1
     damage(first.path)
-    again = cache.get_or_train("original", spec, train)
+    again = cache.get_or_train(spec, train)
     assert not again.hit and len(calls) == 2  # trained again, not loaded
-    hit = cache.get_or_train("original", spec, train)
+    hit = cache.get_or_train(spec, train)
     assert hit.hit and len(calls) == 2
     assert all(
         torch_equal(a, b) for a, b in zip(again.model.parameters(), hit.model.parameters(), strict=True)
@@ -145,12 +157,12 @@ def test_damaged_cached_outputs_are_computed_again(tmp_path) -> None:
 
 def test_a_damaged_token_cache_is_rebuilt(tmp_path) -> None:
     path = tmp_path / "tokens.parquet"
-    assert read_token_cache(path, 3) is None
+    assert read_encoding(path, 3) is None
     path.write_bytes(b"PAR1 not really")
-    assert read_token_cache(path, 3) is None
+    assert read_encoding(path, 3) is None
     pd.DataFrame({"input_ids": [[1, 2], [3]]}).to_parquet(path)
-    assert read_token_cache(path, 3) is None  # a file of another length is not this data's
-    assert read_token_cache(path, 2) == [[1, 2], [3]]
+    assert read_encoding(path, 3) is None  # a file of another length is not this data's
+    assert read_encoding(path, 2) == {"input_ids": [[1, 2], [3]]}
 
 
 KILL_WRITER = """
@@ -191,19 +203,18 @@ def test_an_interrupted_directory_write_keeps_the_old_directory(tmp_path) -> Non
 
 
 # Every place that writes a file, and why it is safe. A new writer must be made atomic (io.atomic_write_*,
-# io.atomic_dir, predictions.atomic_path) or write into a directory that is, and be added here.
+# io.atomic_dir, io.atomic_path) or write into a directory that is, and be added here.
 WRITERS = {
     ("io.py", "atomic_write_text"): "temp file + fsync + rename",
-    ("evaluation/predictions.py", "Predictions.save"): "inside atomic_path",
-    ("evaluation/predictions.py", "write_parquet"): "inside atomic_path",
-    ("evaluation/predictions.py", "write_embeddings"): "inside atomic_path",
-    ("data/datamodule.py", "UnlearnDataModule._tokenize_cached"): "temp file + rename, under a lock",
-    ("data/datamodule.py", "UnlearnDataModule._tokenize_words_cached"): "temp file + rename, under a lock",
+    ("tasks/predictions.py", "Predictions.save"): "inside atomic_path",
+    ("evaluation/files.py", "write_parquet"): "inside atomic_path",
+    ("evaluation/files.py", "write_embeddings"): "inside atomic_path",
+    ("data/tokenize.py", "encode_cached"): "temp file + rename, under a lock",
     ("data/embedded.py", "fetch_spam"): "unpacked in a temp dir, renamed into place, .complete last",
-    ("plots.py", "_save"): "temp file + rename",
-    ("models.py", "save_model"): "callers pass a temp dir: the cache's work dir, or io.atomic_dir",
+    ("report/plots.py", "_save"): "temp file + rename",
+    ("models.py", "save_model"): "callers pass a temp dir: the store's work dir, or io.atomic_dir",
     ("methods/sisa.py", "SisaEnsemble.save_pretrained"): "called by save_model (above)",
-    ("evaluation/cost.py", "_reset_rss_peak"): "writes /proc/self/clear_refs, not a file",
+    ("runtime/memory.py", "_reset_rss_peak"): "writes /proc/self/clear_refs, not a file",
 }
 WRITE_CALLS = {"write_text", "write_bytes", "to_parquet", "savez", "savez_compressed", "save_pretrained"}
 WRITE_CALLS |= {"savefig", "write_table", "dump", "to_csv", "to_json", "to_pickle", "write_bytes"}

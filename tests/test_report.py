@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from unlearnbench.cli.report import main
 from unlearnbench.io import atomic_write_json
-from unlearnbench.report import load_runs, main, summarize, write_report
+from unlearnbench.report import load_runs, summarize, write_report
 
 
 def fake_run(

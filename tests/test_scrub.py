@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from unlearnbench.cache import ModelCache
-from unlearnbench.evaluation import predict
 from unlearnbench.methods.scrub import Scrub, distill_kl
-from unlearnbench.pipeline import RunContext, prepare
+from unlearnbench.pipeline import prepare
+from unlearnbench.runtime import ModelStore, RunContext
+from unlearnbench.runtime.outputs import predict
 
 # Same optimiser, step size and step count for scrub and gradient ascent: 4 steps x 5 epochs.
 BUDGET = ["method.lr=3e-3", "method.epochs=5", "method.forget_batch_size=4"]
@@ -18,7 +18,7 @@ BUDGET = ["method.lr=3e-3", "method.epochs=5", "method.forget_batch_size=4"]
 
 def context(cfg, run_dir) -> tuple[RunContext, type, object]:
     method_cls, params, data = prepare(cfg)
-    return RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir), method_cls, params
+    return RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), run_dir), method_cls, params
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
@@ -50,7 +50,7 @@ def test_distill_kl_matches_hand_computation() -> None:
 def test_the_max_term_is_switched_off_after_forget_epochs(make_cfg, tmp_path, monkeypatch) -> None:
     cfg = make_cfg("method=scrub", "method.forget_epochs=2", "method.gamma=0.5")
     ctx, method_cls, params = context(cfg, tmp_path)
-    module = method_cls(ctx.original().model, params, ctx.data.num_labels)
+    module = method_cls(ctx.original().model, params, ctx.data)
     weights = []
     for epoch in range(4):
         monkeypatch.setattr(Scrub, "current_epoch", property(lambda self, e=epoch: e))
@@ -62,7 +62,7 @@ def test_forgets_away_from_the_teacher_keeps_retain_close_and_teacher_frozen(mak
     ctx, method_cls, params = context(make_cfg("method=scrub", *BUDGET), tmp_path / "scrub")
     teacher = ctx.frozen_original()
     before = snapshot(teacher)
-    module = method_cls(ctx.original().model, params, ctx.data.num_labels, reference=teacher)
+    module = method_cls(ctx.original().model, params, ctx.data, reference=teacher)
     outcome = module.fit(ctx)
 
     # The teacher: the same weights, frozen, in eval mode, outside the optimizer and the state dict.

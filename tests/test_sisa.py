@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnbench.cache import ModelCache
 from unlearnbench.errors import ConfigError
-from unlearnbench.evaluation import predict
 from unlearnbench.methods.sisa import Sisa, SisaEnsemble, aggregate, assign, partition
-from unlearnbench.pipeline import RunContext, prepare, run_experiment
+from unlearnbench.pipeline import prepare, run_experiment
+from unlearnbench.runtime import ModelStore, RunContext
+from unlearnbench.runtime.outputs import predict
 
 # One step per checkpoint: a slice union of this tiny split fits in one batch.
 SMALL = ["method=sisa", "method.shards=3", "method.slices=3", "method.epochs=1", "method.batch_size=64"]
@@ -32,7 +32,7 @@ def one_thread():
 
 def context(cfg, run_dir) -> tuple[RunContext, object]:
     _, params, data = prepare(cfg)
-    return RunContext(cfg, data, ModelCache(cfg.paths.cache_dir), run_dir), params
+    return RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), run_dir), params
 
 
 def test_assignment_is_seeded_stable_under_removal_and_a_partition() -> None:
@@ -108,7 +108,7 @@ def test_unlearning_retrains_only_affected_shards_from_the_last_unaffected_check
 ) -> None:
     cache = tmp_path / "cache"
     ctx, params = context(make_cfg(*SMALL, cache_dir=cache), tmp_path)
-    ids, train = ctx.data.data.ids, ctx.data.splits.train
+    ids, train = ctx.data.records.ids, ctx.data.splits.train
     plan = partition(train, ids, ctx.seed, 3, 3)
     # Shard 0 loses a sample of slice 2, shard 1 one of slice 3; shard 2 keeps all its data.
     forget = [ids[plan[0][1][0]], ids[plan[1][2][-1]]]

@@ -11,8 +11,9 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from unlearnbench.data import TextDataset, make_splits
+from unlearnbench.data import make_splits
 from unlearnbench.errors import UnlearnbenchError
+from unlearnbench.tasks import TextDataset
 
 SETTINGS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

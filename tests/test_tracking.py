@@ -10,7 +10,7 @@ import pytest
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.pipeline import run_experiment
-from unlearnbench.tracking import resolve_mode
+from unlearnbench.runtime.tracking import resolve_mode
 
 
 def read_offline_run(run_dir: Path) -> dict:
@@ -79,7 +79,7 @@ def test_mode_auto_is_offline_without_a_key_and_wandb_mode_wins(monkeypatch, tmp
 
 def test_report_logs_its_table_as_a_wandb_table(tmp_path, monkeypatch) -> None:
     from tests.test_report import fake_run
-    from unlearnbench.report import main
+    from unlearnbench.cli.report import main
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     for seed in (0, 1):

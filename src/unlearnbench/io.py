@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -13,10 +15,15 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from unlearnbench.errors import DataError
 
 # Environment variables whose values must never reach a file: API keys, tokens, passwords.
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
@@ -74,6 +81,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temp path beside ``path`` that replaces it when the block ends without error (written by
+    the caller, e.g. a library that takes a file name)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:  # on disk before it takes the name
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """A temp dir beside ``path`` that replaces ``path`` when the block ends without error: a kill
     leaves the old directory, or none, never a half-written one."""
@@ -94,10 +119,36 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def json_ready(obj: Any) -> Any:
+    """NaN (an undefined metric) as null; numpy scalars as Python numbers."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
 def stable_hash(obj: Any, length: int = 16) -> str:
     """Hash of a JSON-able object that does not depend on dict order."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def package_dir(package: str, hint: str) -> Path:
+    """Directory of an installed data package, found without importing its code."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"package '{package}' is not installed: {hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def repeated(values: list[str], limit: int = 10) -> list[str]:
+    """The values that occur more than once (at most ``limit``, sorted)."""
+    return sorted(v for v, n in Counter(values).items() if n > 1)[:limit]
 
 
 def package_versions() -> dict[str, str]:

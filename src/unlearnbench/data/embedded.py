@@ -31,15 +31,10 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from unlearnbench.data.sources import (
-    OUTSIDE,
-    TextDataset,
-    TokenDataset,
-    bio_tag_order,
-    duplicate_mask,
-    package_dir,
-)
+from unlearnbench.data.files import bio_tag_order, duplicate_mask
 from unlearnbench.errors import ConfigError, DataError
+from unlearnbench.io import package_dir
+from unlearnbench.tasks import OUTSIDE, TextDataset, TokenDataset
 
 # config name -> (source, how to get it); `unlearnbench-data list` reads this.
 EMBEDDED = {

@@ -1,50 +1,30 @@
-"""Evaluation: one forward pass per split and model, and every metric derived from its outputs.
+"""Evaluation: one forward pass per split and model, and every metric derived from its outputs, as
+registered sections (:mod:`.registry`): ``metrics`` (:mod:`.scores`), ``reference``, ``mia``,
+``latent``, ``cost``, and the files ``predictions.parquet`` and ``embeddings.npz`` (:mod:`.files`).
+:func:`evaluate_run` computes the enabled ones."""
 
-- :mod:`.predictions`: :class:`Predictions` (logits, labels, dataset indices, pooled embeddings),
-  :func:`predict`, and the files (cache ``.npz``, ``predictions.parquet``, ``embeddings.npz``)
-- :mod:`.metrics`: classification scores, comparison with a reference model, membership inference,
-  latent-space metrics (scikit-learn, scipy)
-- :mod:`.cost`: peak memory and the cost section
-- :mod:`.run`: :func:`evaluate_run`, what a run writes into results.json
-"""
+import importlib
 
-from __future__ import annotations
+# The built-in sections register themselves on import, in results.json's order.
+for _module in ("scores", "reference", "mia", "latent", "cost", "files"):
+    importlib.import_module(f"{__name__}.{_module}")
 
-from collections.abc import Iterable
-
-import torch
-
-from unlearnbench.evaluation.metrics import (
-    classification_metrics,
-    compare_predictions,
-    js_divergence,
-    latent_metrics,
-    mia_aucs,
-    modified_entropy,
-    split_metrics,
-    token_metrics,
-)
-from unlearnbench.evaluation.predictions import Predictions, predict
+from unlearnbench.evaluation.latent import latent_metrics  # noqa: E402
+from unlearnbench.evaluation.mia import mia_aucs, modified_entropy  # noqa: E402
+from unlearnbench.evaluation.reference import compare_predictions, js_divergence  # noqa: E402
+from unlearnbench.evaluation.registry import SECTIONS, Column, EvalOptions, Option, section  # noqa: E402
+from unlearnbench.evaluation.run import evaluate_run  # noqa: E402
 
 __all__ = [
-    "Predictions",
-    "classification_metrics",
+    "SECTIONS",
+    "Column",
+    "EvalOptions",
+    "Option",
     "compare_predictions",
-    "evaluate",
+    "evaluate_run",
     "js_divergence",
     "latent_metrics",
     "mia_aucs",
     "modified_entropy",
-    "predict",
-    "split_metrics",
-    "token_metrics",
+    "section",
 ]
-
-
-def evaluate(model: torch.nn.Module, data, splits: Iterable[str]) -> dict[str, dict[str, float]]:
-    """Metrics per split for ``model`` on an :class:`~unlearnbench.data.UnlearnDataModule`."""
-    out = {}
-    for split in splits:
-        pred = predict(model, data.eval_loader(split))
-        out[split] = split_metrics(pred, data.data.label_names)
-    return out

@@ -1,97 +1,16 @@
-"""What unlearning cost: wall seconds, optimiser steps, samples processed, peak memory, and their
-ratio to retraining."""
+"""The ``cost`` section: what the unlearning step cost (wall seconds, optimiser steps, samples,
+peak memory) and its ratio to retraining (from the retrained model's store entry, when it exists)."""
 
 from __future__ import annotations
 
-import resource
-import sys
-from typing import Any, ClassVar
+from typing import Any
 
-import torch
+from unlearnbench.evaluation.inputs import EvalInputs
+from unlearnbench.evaluation.registry import Column, section
+from unlearnbench.runtime.memory import process_peak_rss_mb
 
 COST_KEYS = ("seconds", "steps", "samples", "peak_rss_mb")
-# The process's high-water mark before each reset: a reset also lowers what getrusage and a parent's
-# wait4 (``/usr/bin/time -v``) report as max RSS, so the process peak is kept here (process_peak_rss_mb).
-_peak_before_resets_mb = 0.0
-
-
-def _vm_hwm_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def process_peak_rss_mb() -> float:
-    """The peak RSS of this process since it started, resets by :class:`PeakMemory` included."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
-    return max(peak_mb, _vm_hwm_mb() or 0.0, _peak_before_resets_mb)
-
-
-def _reset_rss_peak() -> bool:
-    """Reset the process's resident-set high-water mark (Linux >= 4.0); False where that is not possible."""
-    global _peak_before_resets_mb
-    _peak_before_resets_mb = process_peak_rss_mb()
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mb(after_reset: bool) -> float:
-    if after_reset:
-        hwm = _vm_hwm_mb()
-        if hwm is not None:
-            return hwm
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, kB elsewhere
-
-
-class PeakMemory:
-    """Peak memory over a ``with`` block: the resident set size of the process and, on a GPU,
-    ``torch.cuda.max_memory_allocated``. On Linux the RSS high-water mark is reset when the block
-    starts (``/proc/self/clear_refs``), so the peak is the block's own (``scope: "block"``); elsewhere
-    it is ``resource.getrusage`` max RSS, the process's since it started (``scope: "process"``).
-    A nested block passes its peak on to the blocks around it."""
-
-    _active: ClassVar[list[PeakMemory]] = []
-
-    def __init__(self) -> None:
-        self.rss_mb: float | None = None
-        self.gpu_mb: float | None = None
-        self.scope = "process"
-
-    def __enter__(self) -> PeakMemory:
-        self._reset = _reset_rss_peak()
-        self.scope = "block" if self._reset else "process"
-        self._inner_rss, self._inner_gpu = 0.0, 0.0
-        self._gpu = torch.cuda.is_available()
-        if self._gpu:
-            try:
-                torch.cuda.reset_peak_memory_stats()
-            except RuntimeError:
-                self._gpu = False
-        PeakMemory._active.append(self)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        PeakMemory._active.remove(self)
-        self.rss_mb = max(_peak_rss_mb(self._reset), self._inner_rss)
-        if self._gpu and torch.cuda.is_initialized():
-            self.gpu_mb = max(torch.cuda.max_memory_allocated() / 2**20, self._inner_gpu)
-        for outer in PeakMemory._active:
-            outer._inner_rss = max(outer._inner_rss, self.rss_mb)
-            outer._inner_gpu = max(outer._inner_gpu, self.gpu_mb or 0.0)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"peak_rss_mb": self.rss_mb, "peak_gpu_mb": self.gpu_mb, "memory_scope": self.scope}
+NAN = float("nan")
 
 
 def cost_section(own: dict[str, Any], retrain: dict[str, Any] | None) -> dict[str, Any]:
@@ -104,3 +23,46 @@ def cost_section(own: dict[str, Any], retrain: dict[str, Any] | None) -> dict[st
             mine, theirs = own.get(key), retrain.get(key)
             ratio[key] = mine / theirs if mine is not None and theirs else None
     return {**own, "retrain": retrain, "ratio_to_retrain": ratio}
+
+
+def retrain_cost(meta: dict[str, Any]) -> dict[str, Any]:
+    fit, memory = meta.get("fit") or {}, meta.get("memory") or {}
+    return {
+        "seconds": fit.get("seconds"),
+        "steps": fit.get("steps"),
+        "samples": fit.get("samples"),
+        "peak_rss_mb": memory.get("peak_rss_mb"),
+        "peak_gpu_mb": memory.get("peak_gpu_mb"),
+    }
+
+
+def flatten_cost(record: dict[str, Any]) -> dict[str, float]:
+    row = {"peak_rss_mb": NAN if record.get("peak_rss_mb") is None else float(record["peak_rss_mb"])}
+    for key, value in (record.get("ratio_to_retrain") or {}).items():
+        row[f"cost_{key}_ratio"] = NAN if value is None else float(value)
+    return row
+
+
+@section(
+    "cost",
+    columns=(
+        Column("unlearn s", "unlearn_seconds", 7.0, better="min"),
+        # ratio_to_retrain: against a retrain run of the report when there is one (report.tables)
+        Column("× retrain", "ratio_to_retrain", 8.0, digits=3, better="min", spread=False),
+    ),
+    flatten=flatten_cost,
+)
+def cost(inputs: EvalInputs) -> dict[str, Any]:
+    """The step's own cost, retraining's beside it, and the whole process's peak memory (the job's,
+    the training of stored models included: /usr/bin/time under-reports it)."""
+    meta = inputs.reference_meta()
+    own_memory = dict(inputs.memory)
+    reference = inputs.reference
+    if reference is not None and reference.info["is_self"] and (meta or {}).get("memory"):
+        own_memory = {**own_memory, **meta["memory"]}  # the memory of its training, as its seconds
+    stats = inputs.outcome.stats
+    own = {"seconds": stats.seconds, "steps": stats.steps, "samples": stats.samples, **own_memory}
+    return {
+        **cost_section(own, retrain_cost(meta) if meta else None),
+        "process_peak_rss_mb": process_peak_rss_mb(),
+    }

@@ -1,8 +1,8 @@
 """``deepcut``: Deep Contrastive Unlearning for fine-Tuning (He et al. 2025, arXiv 2503.14900).
 
 The loss functions are plain functions so that they can be tested and reused without Lightning.
-The specification where the paper is silent is the one in PAPER.md; every open choice is a knob
-in ``conf/method/deepcut.yaml``.
+Where the paper is silent, the project fixes a specification (docs/deepcut.md); every open choice
+is a knob in ``conf/method/deepcut.yaml``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import PairedBatchMethod, PairedParams, masked_ce, register
+from unlearnbench.methods.base import register
+from unlearnbench.methods.paired import PairedLossMethod, PairedParams
+from unlearnbench.tasks import Units
 
 DENOMINATORS = ("all", "negatives")
 POOLINGS = ("cls", "mean")
@@ -120,8 +122,8 @@ class DeepCutParams(PairedParams):
     negatives_from: str = "auto"
     token_anchors: str = "entity"  # token classification: anchors are entity-tagged words, or all words
 
-    def validate(self) -> None:
-        super().validate()
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
         if self.views < 1:
             raise ConfigError("method.views", self.views, "a positive number of dropout views (V)")
         if self.tau <= 0:
@@ -149,10 +151,10 @@ class DeepCutParams(PairedParams):
 
 
 @register("deepcut")
-class DeepCut(PairedBatchMethod):
+class DeepCut(PairedLossMethod):
     """DeepCUT: reshape the latent space so that forget samples leave their class cluster.
 
-    Token classification (NER), as PAPER.md says: each labelled token of a forget sentence is an
+    Token classification (NER), as docs/deepcut.md specifies: each labelled token of a forget sentence is an
     anchor, retain tokens of another tag are its positives and those of the same tag its
     negatives; a token is a word at its first subword, z = normalize(proj(h_l[word])). Which words
     are anchors is ``token_anchors``: ``entity`` (default; a tag other than O: O marks the absence
@@ -170,8 +172,8 @@ class DeepCut(PairedBatchMethod):
 
     Params = DeepCutParams
 
-    def __init__(self, model, params: DeepCutParams, num_labels: int) -> None:
-        super().__init__(model, params, num_labels)
+    def __init__(self, model, params: DeepCutParams, data) -> None:
+        super().__init__(model, params, data)
         hidden = int(model.config.hidden_size)
         self.num_layers = int(model.config.num_hidden_layers)
         for layer in params.layers:
@@ -194,13 +196,9 @@ class DeepCut(PairedBatchMethod):
     def check_data(cls, params: DeepCutParams, data) -> None:
         if params.negatives_from != "retain":
             return
-        if getattr(data, "is_token_task", False):
-            held = lambda split: set().union(*data.sample_classes(split))  # noqa: E731
-            lacking = sorted(held("forget") - held("retain"))
-        else:
-            lacking = sorted(set(data.labels("forget").tolist()) - set(data.labels("retain").tolist()))
+        lacking = sorted(data.held_classes("forget") - data.held_classes("retain"))
         if lacking:
-            names = [data.data.label_names[c] for c in lacking]
+            names = [data.label_names[c] for c in lacking]
             raise ConfigError(
                 "method.negatives_from",
                 "retain",
@@ -208,36 +206,26 @@ class DeepCut(PairedBatchMethod):
                 "use method.negatives_from=retain_and_forget (negatives from the other forget samples)",
             )
 
-    def train_loader(self, data, seed: int):
-        # Token classification: the O tag is no entity, so no anchor under token_anchors=entity.
-        self.outside_tag = data.data.outside if getattr(data, "is_token_task", False) else None
-        return super().train_loader(data, seed)
+    def train_loader(self, seed: int):
+        # The label that marks "no entity" (the O tag) holds nothing to forget: no anchor under
+        # token_anchors=entity. Tasks without one (sequence classification) anchor every sample.
+        self.outside_tag = self.task.outside_label(self.data.records)
+        return super().train_loader(seed)
 
-    def embed(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projection(pool(hidden, attention_mask, self.params.pooling)), dim=-1)
+    def units(self, batch: dict[str, torch.Tensor], views: int) -> tuple[Units, torch.Tensor]:
+        """What is contrasted over the V stacked views (the task's units: samples, or the words of
+        every sentence at their first subword) and which of them are anchors."""
+        u = self.task.units(batch, views)
+        anchor = u.forget
+        if self.params.token_anchors == "entity" and self.outside_tag is not None:
+            anchor = anchor & (u.labels != self.outside_tag)
+        return u, anchor
 
-    def units(self, batch: dict[str, torch.Tensor], views: int) -> dict[str, torch.Tensor]:
-        """What is contrasted, over the V stacked views: samples (sequence classification), or the
-        words of every sentence at their first subword (token classification, PAPER.md: each
-        labelled token of a forget sentence is an anchor; retain tokens of another / the same tag
-        are its positives / negatives). ``anchor`` / ``retain`` select among the units."""
-        is_forget, index = batch["is_forget"].repeat(views), batch["index"].repeat(views)
-        if "word_index" not in batch:
-            labels = batch["labels"].repeat(views)
-            return {"at": None, "labels": labels, "sample": index, "anchor": is_forget, "retain": ~is_forget}
-        at = batch["word_index"].repeat(views, 1) >= 0  # (V*B, T): a word's first subword
-        labels = batch["labels"].repeat(views, 1)[at]
-        forget = is_forget[:, None].expand_as(at)[at]
-        anchor = forget
-        if self.params.token_anchors == "entity":
-            anchor = forget & (labels != self.outside_tag)
-        sample = index[:, None].expand_as(at)[at]
-        return {"at": at, "labels": labels, "sample": sample, "anchor": anchor, "retain": ~forget}
-
-    def unit_z(self, hidden: torch.Tensor, mask: torch.Tensor, at: torch.Tensor | None) -> torch.Tensor:
-        if at is None:
-            return self.embed(hidden, mask)
-        return F.normalize(self.projection(hidden[at]), dim=-1)
+    def unit_z(self, hidden: torch.Tensor, mask: torch.Tensor, units: Units) -> torch.Tensor:
+        """z = normalize(proj(r)), r the unit's state: the pooled sequence, or the word's token."""
+        pooling = self.params.pooling
+        states = self.task.unit_states(hidden, mask, units, lambda h, m: pool(h, m, pooling))
+        return F.normalize(self.projection(states), dim=-1)
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The three terms of the loss on one paired batch (V views stacked along the batch)."""
@@ -252,13 +240,13 @@ class DeepCut(PairedBatchMethod):
         is_forget = batch["is_forget"].repeat(views)
         labels = batch["labels"].repeat(views, *([1] * (batch["labels"].dim() - 1)))
         zero = out.logits.sum() * 0.0
-        terms = {"ce": masked_ce(out.logits, labels, ~is_forget)}
+        terms = {"ce": self.task.masked_ce(out.logits, labels, ~is_forget)}
         terms["forget"], terms["keep"] = zero, zero
-        u = self.units(batch, views)
-        anchor, retain, y = u["anchor"], u["retain"], u["labels"]
+        u, anchor = self.units(batch, views)
+        retain, y = ~u.forget, u.labels
         extra_mask = None
         if p.negatives_from != "retain":  # negatives among the other forget samples of the anchor's class
-            f_labels, f_sample = y[anchor], u["sample"][anchor]
+            f_labels, f_sample = y[anchor], u.sample[anchor]
             extra_mask = (f_labels[:, None] == f_labels[None, :]) & (f_sample[:, None] != f_sample[None, :])
             if p.negatives_from == "auto":  # only for anchors whose class has no retain view in the batch
                 has_retain_negative = (f_labels[:, None] == y[retain][None, :]).any(dim=1)
@@ -266,7 +254,7 @@ class DeepCut(PairedBatchMethod):
         if p.gamma > 0:
             per_layer = []
             for layer in p.layers:
-                z = self.unit_z(out.hidden_states[layer], mask, u["at"])
+                z = self.unit_z(out.hidden_states[layer], mask, u)
                 # Detached, L_f moves the anchors only; attached, it also drags the retain views
                 # (and so whole clusters) towards the anchors.
                 retain_z = z[retain].detach() if p.detach_retain else z[retain]
@@ -281,7 +269,7 @@ class DeepCut(PairedBatchMethod):
                 self.anchors_seen += int(anchor.sum())
             terms["forget"] = torch.stack(per_layer).mean()
         if p.lambda_keep > 0:
-            z = self.unit_z(out.hidden_states[p.layers[0]], mask, u["at"])
+            z = self.unit_z(out.hidden_states[p.layers[0]], mask, u)
             terms["keep"] = supervised_contrastive_loss(z[retain], y[retain], p.tau)
         return terms
 

@@ -4,40 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch.utils.data import DataLoader
 
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, register
+from unlearnbench.methods.base import TrainedParams, UnlearningMethod, register
+from unlearnbench.runtime.finetune import SupervisedFit
 
 
 @dataclass(kw_only=True)
-class FineTuneParams(MethodParams):
+class FineTuneParams(TrainedParams):
     batch_size: int
 
 
 @register("finetune")
 class FineTune(UnlearningMethod):
-    """Continue training theta_0 on D_r only, hoping D_f fades (catastrophic forgetting).
+    """Continue training theta_0 on D_r only, hoping D_f fades (catastrophic forgetting); Golatkar
+    et al. 2020 call it "fine-tune":
 
-    L = E_{(x, y) in D_r} CE(f(x), y)
-
-    Also the supervised fine-tuning used to train the original model (on D) and the retrained
-    reference (on D_r, from the pretrained model). Golatkar et al. 2020 call it "fine-tune".
+        L = E_{(x, y) in D_r} CE(f(x), y)
     """
 
     Params = FineTuneParams
+    training_step = SupervisedFit.training_step
 
-    def __init__(self, model, params: FineTuneParams, num_labels: int, split: str = "retain") -> None:
-        super().__init__(model, params, num_labels)
-        self.split = split
-
-    def train_loader(self, data, seed: int) -> DataLoader:
-        return data.train_loader(self.split, self.params.batch_size, seed)
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        self.count(batch)
-        out = self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
-        )
-        self.log("train/loss", out.loss, prog_bar=True, batch_size=len(batch["labels"]))
-        return out.loss
+    def train_loader(self, seed: int) -> DataLoader:
+        return self.data.train_loader("retain", self.params.batch_size, seed)

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import torch
-
-from unlearnbench.methods.base import PairedBatchMethod, PairedParams, masked_ce, register
+from unlearnbench.methods.base import register
+from unlearnbench.methods.paired import PairedLossMethod
 
 
 @register("gradient_ascent")
-class GradientAscent(PairedBatchMethod):
+class GradientAscent(PairedLossMethod):
     """Maximise the loss on D_f (Golatkar et al. 2020; "NegGrad" in Kurmanji et al. 2023):
 
-        L = - E_{(x, y) in D_f} CE(f(x), y)
+        L = - E_{(x, y) in B_f} CE(f(x), y)
 
-    It diverges if left alone, so it runs for a step budget and, optionally, stops once forget
-    accuracy falls below ``stop.threshold`` (``stop.rule: forget_accuracy_below``).
+    Unbounded: it runs for a budget and, optionally, stops once forget accuracy falls below
+    ``stop.threshold`` (``method/stop=forget_accuracy_below``). B_r plays no part (its size is 0).
     """
 
-    Params = PairedParams  # retain_batch_size stays 0: B_r plays no part in the loss
+    def loss_terms(self, batch):
+        return {"forget_ce": self.ce(self.logits(batch), batch, batch["is_forget"])}
 
-    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return {"forget_ce": masked_ce(logits, batch["labels"], batch["is_forget"])}
-
-    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    def combine(self, terms):
         return -terms["forget_ce"]

@@ -8,14 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import (
-    FrozenReferenceMethod,
-    PairedParams,
-    check_retain_weight,
-    labelled,
-    masked_ce,
-    register,
-)
+from unlearnbench.methods.base import register
+from unlearnbench.methods.paired import FrozenReferenceMethod, PairedParams, check_retain_weight
 
 
 def npo_loss(
@@ -43,10 +37,10 @@ class NpoParams(PairedParams):
     beta: float
     retain_weight: float = 0.0
 
-    def validate(self) -> None:
-        super().validate()
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
         if self.beta <= 0:
-            raise ConfigError("method.beta", self.beta, "a positive inverse temperature")
+            raise ConfigError(f"{prefix}.beta", self.beta, "a positive inverse temperature")
         check_retain_weight(self.retain_weight, self.retain_batch_size)
 
 
@@ -75,17 +69,16 @@ class Npo(FrozenReferenceMethod):
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         is_forget, labels = batch["is_forget"], batch["labels"]
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = self.logits(batch)
         with torch.no_grad():
             ref_logits = self.reference(
                 input_ids=batch["input_ids"][is_forget], attention_mask=batch["attention_mask"][is_forget]
             ).logits
-        retain = ~is_forget
-        # Token classification: each labelled token of a forget sentence is one term of the mean.
-        rows, targets, ref_rows = labelled(logits[is_forget], labels[is_forget], ref_logits)
+        # Each labelled row of a forget sample (a token of a forget sentence) is one term of the mean.
+        rows, targets, ref_rows = self.task.loss_rows(logits[is_forget], labels[is_forget], ref_logits)
         return {
             "npo": npo_loss(rows, ref_rows, targets, self.params.beta),
-            "retain_ce": masked_ce(logits, labels, retain),
+            "retain_ce": self.ce(logits, batch, ~is_forget),
         }
 
     def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from unlearnbench.methods.base import MethodParams, UnlearningMethod, UnlearnOutcome, register
-from unlearnbench.trainer import FitStats
-
-
-@dataclass(kw_only=True)
-class OriginalParams(MethodParams):
-    lr: float = 1.0  # unused: nothing is trained
+from unlearnbench.methods.base import MethodParams, Procedure, register
+from unlearnbench.runtime import FitStats, RunContext, UnlearnOutcome
 
 
 @register("original")
-class Original(UnlearningMethod):
+class Original(Procedure):
     """theta_u = theta_0. No loss; zero unlearning time. Forget metrics show what there is to forget."""
 
-    Params = OriginalParams
-
     @classmethod
-    def run(cls, ctx, params: MethodParams) -> UnlearnOutcome:
+    def run(cls, ctx: RunContext, params: MethodParams) -> UnlearnOutcome:
         entry = ctx.original()
-        return UnlearnOutcome(entry.model, FitStats(), {"original_from_cache": entry.hit})
+        return UnlearnOutcome(
+            entry.model, FitStats(), {"original_from_cache": entry.hit}, store_key=entry.key
+        )

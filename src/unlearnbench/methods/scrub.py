@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods.base import FrozenReferenceMethod, PairedParams, labelled, masked_ce, register
+from unlearnbench.methods.base import register
+from unlearnbench.methods.paired import FrozenReferenceMethod, PairedParams
 
 
 def distill_kl(
@@ -39,18 +40,18 @@ class ScrubParams(PairedParams):
     temperature: float
     forget_epochs: int = -1
 
-    def validate(self) -> None:
-        super().validate()
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
         if self.retain_batch_size < 1:
-            raise ConfigError("method.retain_batch_size", self.retain_batch_size, "a positive integer")
+            raise ConfigError(f"{prefix}.retain_batch_size", self.retain_batch_size, "a positive integer")
         for key in ("alpha", "beta", "gamma"):
             if getattr(self, key) < 0:
-                raise ConfigError(f"method.{key}", getattr(self, key), "a weight >= 0")
+                raise ConfigError(f"{prefix}.{key}", getattr(self, key), "a weight >= 0")
         if self.temperature <= 0:
-            raise ConfigError("method.temperature", self.temperature, "a positive temperature")
+            raise ConfigError(f"{prefix}.temperature", self.temperature, "a positive temperature")
         if self.forget_epochs == 0 or self.forget_epochs < -1:
             raise ConfigError(
-                "method.forget_epochs", self.forget_epochs, "a positive number of epochs, or -1"
+                f"{prefix}.forget_epochs", self.forget_epochs, "a positive number of epochs, or -1"
             )
 
 
@@ -75,18 +76,19 @@ class Scrub(FrozenReferenceMethod):
     Params = ScrubParams
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        student = self.model(**inputs).logits
+        student = self.logits(batch)
         with torch.no_grad():
-            teacher = self.reference(**inputs).logits
+            teacher = self.logits(batch, self.reference)
         is_forget, labels, t = batch["is_forget"], batch["labels"], self.params.temperature
         retain = ~is_forget
-        # Token classification: the KL of each labelled token (padding and continuations left out).
-        r_student, _, r_teacher = labelled(student[retain], labels[retain], teacher[retain])
-        f_student, _, f_teacher = labelled(student[is_forget], labels[is_forget], teacher[is_forget])
+        # The KL of each labelled row (for token classification: padding and continuations left out).
+        r_student, _, r_teacher = self.task.loss_rows(student[retain], labels[retain], teacher[retain])
+        f_student, _, f_teacher = self.task.loss_rows(
+            student[is_forget], labels[is_forget], teacher[is_forget]
+        )
         return {
             "retain_kl": distill_kl(r_student, r_teacher, t),
-            "retain_ce": masked_ce(student, labels, retain),
+            "retain_ce": self.ce(student, batch, retain),
             "forget_kl": distill_kl(f_student, f_teacher, t),
         }
 

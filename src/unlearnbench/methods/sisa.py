@@ -12,29 +12,25 @@ before the first slice that lost a sample.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from unlearnbench.cache import trusted_entry
+from unlearnbench.distributed import process_info
 from unlearnbench.errors import ConfigError
-from unlearnbench.evaluation import evaluate
 from unlearnbench.io import atomic_write_json, stable_hash
-from unlearnbench.methods.base import MethodParams, UnlearnOutcome, register
-from unlearnbench.methods.finetune import FineTune
-from unlearnbench.trainer import FitStats
-
-if TYPE_CHECKING:
-    from unlearnbench.pipeline import RunContext
+from unlearnbench.methods.base import MethodParams, Procedure, register
+from unlearnbench.runtime import FitStats, Recipe, RunContext, UnlearnOutcome, legacy
+from unlearnbench.runtime.outputs import evaluate_splits
+from unlearnbench.runtime.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +40,24 @@ CACHE_KIND = "sisa"
 
 
 @dataclass(kw_only=True)
-class SisaParams(MethodParams):
-    """``epochs`` and ``max_steps`` are per slice: the fit of checkpoint (k, l) on slices 1..l."""
+class SisaParams(Recipe, MethodParams):
+    """The recipe of every shard fit; ``epochs`` and ``max_steps`` are per slice (the fit of
+    checkpoint (k, l) on slices 1..l)."""
 
     shards: int
     slices: int
-    batch_size: int
     aggregation: str = "mean_prob"
 
-    def validate(self) -> None:
-        super().validate()
+    def validate(self, prefix: str) -> None:
+        Recipe.validate(self, prefix)
         for key in ("shards", "slices"):
             if getattr(self, key) < 1:
-                raise ConfigError(f"method.{key}", getattr(self, key), "a positive integer")
+                raise ConfigError(f"{prefix}.{key}", getattr(self, key), "a positive integer")
         if self.aggregation not in AGGREGATIONS:
-            raise ConfigError("method.aggregation", self.aggregation, f"one of {', '.join(AGGREGATIONS)}")
-        if self.stop.rule != "none":
-            raise ConfigError("method.stop.rule", self.stop.rule, "none (SISA retrains to the full budget)")
+            raise ConfigError(f"{prefix}.aggregation", self.aggregation, f"one of {', '.join(AGGREGATIONS)}")
 
-    def recipe(self) -> dict[str, Any]:
-        """What a checkpoint's weights depend on besides its data (not the aggregation)."""
-        keys = ("lr", "batch_size", "epochs", "weight_decay", "warmup_ratio", "max_steps")
-        return {k: getattr(self, k) for k in keys}
+    def layout(self) -> dict[str, Any]:
+        return {"assignment": ASSIGNMENT, "shards": self.shards, "slices": self.slices}
 
 
 # ---------------------------------------------------------------------- shards and slices
@@ -168,7 +160,7 @@ class ShardModels:
 
 
 @register("sisa")
-class Sisa(FineTune):
+class Sisa(Procedure):
     """SISA training (Bourtoule et al., "Machine Unlearning", IEEE S&P 2021): exact unlearning by
     an ensemble of S models trained in isolation on disjoint shards D_1..D_S of D.
 
@@ -233,7 +225,7 @@ class Sisa(FineTune):
                 "from_cache": all(original.status[ck] != "trained" for ck in all_checkpoints),
                 "fit_seconds": original.fit_stats(all_checkpoints).seconds,
                 "wall_seconds": t1 - t0,
-                "metrics": evaluate(original_ensemble, data, ["forget", "test"]),
+                "metrics": evaluate_splits(original_ensemble, data, ["forget", "test"]),
             },
         }
         log.info(
@@ -253,44 +245,39 @@ class Sisa(FineTune):
 
     # ------------------------------------------------------------------ checkpoints
     @staticmethod
-    def checkpoint_spec(ctx: RunContext, params: SisaParams, k: int, sl: int, ids: list[list[str]]) -> dict:
-        """Cache spec of checkpoint (k, sl), sl 1-based; ``ids``: the sorted sample ids of slices 1..sl."""
-        return {
-            **ctx._model_spec(),
-            "recipe": params.recipe(),
-            "sisa": {"assignment": ASSIGNMENT, "shards": params.shards, "slices": params.slices},
-            "shard": k,
-            "slice": sl,
-            "slice_ids": stable_hash(ids, 32),
-        }
+    def checkpoint_spec(
+        ctx: RunContext, params: SisaParams, k: int, sl: int, ids: list[list[str]]
+    ) -> ModelSpec:
+        """Store spec of checkpoint (k, sl), sl 1-based; ``ids``: the sorted sample ids of slices 1..sl."""
+        return ctx.model_spec("sisa", ids, params, detail={**params.layout(), "shard": k, "slice": sl})
 
     @classmethod
     def build(
         cls, ctx: RunContext, params: SisaParams, indices: np.ndarray, reuse: ShardModels | None = None
     ) -> ShardModels:
-        """The shard models of SISA trained on ``indices``: from the cache where their data is known,
-        trained (and stored) otherwise. ``reuse``: models already in memory, taken by cache key."""
-        all_ids = ctx.data.data.ids
+        """The shard models of SISA trained on ``indices``: from the store where their data is known,
+        trained (and stored) otherwise. ``reuse``: models already in memory, taken by store key."""
+        all_ids = ctx.data.records.ids
         plan = partition(indices, all_ids, ctx.seed, params.shards, params.slices)
         out = ShardModels({}, {}, {}, {}, plan)
         for k, shard in enumerate(plan):
             ids = [sorted(all_ids[int(i)] for i in part) for part in shard]
             specs = [cls.checkpoint_spec(ctx, params, k, sl, ids[:sl]) for sl in range(1, params.slices + 1)]
             for sl, spec in enumerate(specs, start=1):
-                out.keys[k, sl], _ = ctx.cache.entry_dir(CACHE_KIND, spec)
+                out.keys[k, sl] = spec.key()
                 out.status[k, sl] = "skipped"
             last = (k, params.slices)
             if reuse is not None and reuse.keys.get(last) == out.keys[last] and last in reuse.models:
                 out.models[k] = reuse.models[k]
                 out.status[last] = "cached"
             else:
-                model = cls._checkpoint(ctx, params, k, params.slices, specs, shard, out)
+                model = cls._checkpoint(ctx, params, k, params.slices, specs, shard, ids, out)
                 if model is not None:
                     out.models[k] = model
             for sl, spec in enumerate(specs, start=1):
-                key, entry = ctx.cache.entry_dir(CACHE_KIND, spec)
-                if trusted_entry(entry, key):
-                    out.metas[k, sl] = json.loads((entry / "meta.json").read_text())
+                meta = ctx.store.meta(spec)
+                if meta is not None:
+                    out.metas[k, sl] = meta
         return out
 
     @classmethod
@@ -300,11 +287,12 @@ class Sisa(FineTune):
         params: SisaParams,
         k: int,
         sl: int,
-        specs: list[dict],
+        specs: list[ModelSpec],
         shard: list[np.ndarray],
+        ids: list[list[str]],
         out: ShardModels,
     ) -> nn.Module | None:
-        """theta_k,sl: loaded from the cache, or trained from theta_k,sl-1 (got the same way, so the
+        """theta_k,sl: loaded from the store, or trained from theta_k,sl-1 (got the same way, so the
         chain stops at the latest stored checkpoint). None while slices 1..sl are all empty."""
         if sl == 0:
             return ctx.pretrained()
@@ -314,17 +302,14 @@ class Sisa(FineTune):
             return None
 
         def train(work_dir: Path):
-            start = cls._checkpoint(ctx, params, k, sl - 1, specs, shard, out)
-            if start is None:
-                start = ctx.pretrained()
-            module = FineTune(start, params, ctx.data.num_labels, split="train")
+            start = cls._checkpoint(ctx, params, k, sl - 1, specs, shard, ids, out)
             loader_seed = int(stable_hash([ctx.seed, k, sl], 8), 16)
-            loader = ctx.data.index_loader(indices, params.batch_size, loader_seed)
-            stats = ctx.fit(module, loader, params, log_dir=work_dir)
+            model, meta = ctx.fine_tune(indices, params, work_dir, start=start, loader_seed=loader_seed)
             out.status[k, sl] = "trained"
-            return module.model, {"fit": asdict(stats), "samples": len(indices), "shard": k, "slice": sl}
+            return model, {**meta, "samples": len(indices), "shard": k, "slice": sl}
 
-        entry = ctx.cache.get_or_train(CACHE_KIND, specs[sl - 1], train)
+        old = legacy.sisa_key(ctx.cfg, process_info().world_size, params, params.layout(), k, sl, ids[:sl])
+        entry = ctx.store.get_or_train(specs[sl - 1], train, legacy_key=old)
         if entry.hit:
             out.status[k, sl] = "cached"
         return entry.model

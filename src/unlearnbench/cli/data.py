@@ -11,18 +11,23 @@ so the sizes printed are those a run with the same overrides sees.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from unlearnbench import config
+from unlearnbench.data.embedded import EMBEDDED, fetch_spam, spam_dir
+from unlearnbench.data.hub import LOCAL_BUILDERS, hub_offline_reason
+from unlearnbench.data.sources import load_raw, stratified_subsample
+from unlearnbench.data.splits import make_splits
 from unlearnbench.errors import UnlearnbenchError
+from unlearnbench.io import package_dir
+from unlearnbench.models import load_tokenizer
+from unlearnbench.tasks import task_of
 
 USAGE = __doc__.split("\n\n")[1]
 PERCENTILES = (5, 50, 95, 99)
@@ -30,30 +35,16 @@ PERCENTILES = (5, 50, 95, 99)
 
 def compose(overrides: Sequence[str]) -> DictConfig:
     """The run config for these overrides (without a Hydra run: paths.cache_dir is filled in)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from unlearnbench.cli import CONF_DIR
-
-    overrides = list(overrides)
-    if not any(o.startswith("paths.cache_dir=") for o in overrides):
-        cache = os.environ.get("UNLEARNBENCH_CACHE_DIR") or str(Path.cwd() / "outputs" / "cache")
-        overrides.append(f"paths.cache_dir={cache}")
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
+    return config.compose(overrides, resolve=False)
 
 
 def data_config_names() -> list[str]:
-    from unlearnbench.cli import CONF_DIR
-
-    return sorted(p.stem for p in (Path(CONF_DIR) / "data").glob("*.yaml"))
+    return config.group_options("data")
 
 
 # ---------------------------------------------------------------------- list
 def availability(data_cfg: DictConfig, cache_dir: str, offline: str | None) -> str:
     """Whether this data config loads on this machine now, and if not, what it needs."""
-    from unlearnbench.data.embedded import EMBEDDED, spam_dir
-    from unlearnbench.data.sources import LOCAL_BUILDERS, package_dir
 
     source = data_cfg.get("source")
     packages = {
@@ -85,7 +76,6 @@ def availability(data_cfg: DictConfig, cache_dir: str, offline: str | None) -> s
 def cmd_list(overrides: Sequence[str]) -> None:
     from tabulate import tabulate
 
-    from unlearnbench.data.sources import hub_offline_reason
 
     offline = hub_offline_reason()
     rows = []
@@ -116,56 +106,22 @@ def _percentiles(values: Sequence[float]) -> str:
 
 def class_counts(data: Any) -> list[str]:
     """Lines: each class (tag, for token data) with its count and share."""
-    from unlearnbench.data.sources import TokenDataset
 
-    lines = []
-    if isinstance(data, TokenDataset):
-        words = np.concatenate(data.tags)
-        counts = np.bincount(words, minlength=data.num_labels)
-        lines.append(f"tags ({data.num_labels}), words per tag:")
-        lines += [
-            f"  {name:<16} {c:>7,}  {100 * c / len(words):5.1f} %"
-            for name, c in zip(data.label_names, counts, strict=True)
-        ]
-        from seqeval.metrics.sequence_labeling import get_entities
-
-        entities = Counter(
-            kind for kind, _, _ in get_entities([[data.label_names[t] for t in s] for s in data.tags])
-        )
-        lines.append(f"entities ({sum(entities.values()):,}) by type:")
-        lines += [f"  {kind:<16} {n:>7,}" for kind, n in sorted(entities.items())]
-        with_entity = int(data.labels.sum())
-        lines.append(f"sentences with an entity: {with_entity:,} of {len(data):,}")
-        return lines
-    counts = np.bincount(data.labels, minlength=data.num_labels)
-    lines.append(f"classes ({data.num_labels}):")
-    lines += [
-        f"  {name:<16} {c:>7,}  {100 * c / len(data):5.1f} %"
-        for name, c in zip(data.label_names, counts, strict=True)
-    ]
-    return lines
+    return task_of(data).describe(data)
 
 
 def subword_lengths(cfg: DictConfig, data: Any) -> np.ndarray | None:
     """Subword tokens per sample with the configured model's tokenizer, untruncated (None: no tokenizer)."""
-    from unlearnbench.data.sources import TokenDataset
-    from unlearnbench.models import load_tokenizer
 
     try:
         tok = load_tokenizer(cfg.model)
     except UnlearnbenchError as exc:
         print(f"(no subword lengths: {exc})")
         return None
-    if isinstance(data, TokenDataset):
-        enc = tok(data.tokens, is_split_into_words=True, truncation=False)["input_ids"]
-    else:
-        enc = tok(data.texts, truncation=False)["input_ids"]
-    return np.array([len(x) for x in enc])
+    return task_of(data).subword_lengths(tok, data)
 
 
 def cmd_info(overrides: Sequence[str]) -> None:
-    from unlearnbench.data.sources import load_raw, stratified_subsample
-    from unlearnbench.data.splits import make_splits
 
     if not any(o.startswith("data=") for o in overrides):
         raise UnlearnbenchError(
@@ -188,7 +144,7 @@ def cmd_info(overrides: Sequence[str]) -> None:
             f"{k.replace('_', ' ')} {v:,}" for k, v in meta.items() if isinstance(v, int) and k != "raw_size"
         )
         print(f"raw: {meta['raw_size']:,}" + (f" ({steps})" if steps else "") + f" -> {whole:,} samples")
-    unit = "sentences" if d.task == "token_classification" else "samples"
+    unit = task_of(data).sample_unit
     used = f"{len(data):,} {unit}"
     if len(data) < whole:
         used += f" (data.max_samples={d.max_samples}: a stratified subsample of {whole:,})"
@@ -217,7 +173,6 @@ def cmd_info(overrides: Sequence[str]) -> None:
 
 # ---------------------------------------------------------------------- fetch
 def cmd_fetch(overrides: Sequence[str]) -> None:
-    from unlearnbench.data.embedded import fetch_spam
 
     cfg = compose(overrides or ["data=spam"])
     if cfg.data.source != "embedded_spam":

@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
+from unlearnbench.results import EMBEDDINGS_FILE
+
 log = logging.getLogger(__name__)
-EMBEDDINGS_FILE = "embeddings.npz"
+
 RATIO_METRICS = [
     ("forget_f1", "forget F1"),
     ("forget_f1_gap", "forget-F1 gap to retrain"),

@@ -1,9 +1,12 @@
-"""Lightning Trainers built from the ``trainer`` and ``logger`` configs, and a timed fit."""
+"""Fitting: the LightningModule base every trained model shares (optimiser, schedule, resumable
+RNG), Lightning Trainers built from the ``trainer`` and ``logger`` configs, and a timed fit that
+keeps checkpoints and resumes a killed fit where it stopped."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,10 +21,20 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from unlearnbench.distributed import all_reduce_sum, cluster_environment, process_info, uses_cuda
+from unlearnbench.data.loaders import ResumableLoader
+from unlearnbench.distributed import (
+    all_reduce_sum,
+    barrier,
+    cluster_environment,
+    is_main_process,
+    process_info,
+    uses_cuda,
+)
 from unlearnbench.errors import ConfigError
-from unlearnbench.tracking import WANDB_TARGET, logger_kwargs
+from unlearnbench.runtime.params import TrainParams
+from unlearnbench.runtime.tracking import WANDB_TARGET, logger_kwargs
 
 # Lightning's start-up chatter (hardware lines, tips) and warnings that do not apply to short
 # unlearning runs would bury the one summary line per job.
@@ -73,6 +86,63 @@ def compiled_for_fit(module: L.LightningModule, trainer_cfg: Mapping[str, Any]) 
 
 
 LAST_CHECKPOINT = "last.ckpt"
+CHECKPOINT_DIR = "checkpoints"  # in a fit's log dir: the run dir, or a store entry's work dir
+log = logging.getLogger(__name__)
+
+
+class TrainingModule(L.LightningModule):
+    """A model being trained: AdamW over its parameters (no decay on biases and LayerNorm), an
+    optional linear warm-up schedule, the samples it saw, and torch's RNG state in its checkpoints
+    so that a resumed fit continues bit for bit."""
+
+    def __init__(self, model: PreTrainedModel, params: TrainParams) -> None:
+        super().__init__()
+        model.train()  # from_pretrained returns eval mode; dropout must be on while training
+        self.model, self.params = model, params
+        self.samples_seen = 0
+
+    def count(self, batch: dict[str, torch.Tensor]) -> None:
+        self.samples_seen += int(batch["input_ids"].shape[0])
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Dropout draws from torch's RNG: with its state, a resumed fit continues bit for bit.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Starting an epoch's DataLoader iterator draws from the RNG too. Saved mid-epoch, the state
+        # already includes that draw: set it at the first batch, after the resumed epoch's iterator
+        # has started. Saved at an epoch's last batch: set it now, before the next epoch starts.
+        state = checkpoint.get("torch_rng_state")
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+        if state is not None and progress.get("is_last_batch"):
+            torch.set_rng_state(state)
+            state = None
+        self._rng_to_restore = state
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if getattr(self, "_rng_to_restore", None) is not None:
+            torch.set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.params.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.params.lr,
+        )
+        if self.params.warmup_ratio == 0.0:  # constant learning rate
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = get_linear_schedule_with_warmup(optimizer, int(self.params.warmup_ratio * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 @dataclass
@@ -161,3 +231,51 @@ def timed_fit(
         samples=all_reduce_sum(int(getattr(module, "samples_seen", 0))),  # over all DDP ranks
         stopped_early=bool(trainer.should_stop and trainer.global_step < trainer.estimated_stepping_batches),
     )
+
+
+def fit(
+    module: TrainingModule,
+    loader: DataLoader,
+    *,
+    trainer_cfg: Mapping[str, Any],
+    logger_cfg: Mapping[str, Any] | None,
+    log_dir: Path,
+    seed: int,
+    checkpoint_every: int = 0,
+    callbacks: Sequence[Callback] = (),
+) -> FitStats:
+    """Fit ``module`` for its params' budget. With ``checkpoint_every`` > 0 its state is kept in
+    ``<log_dir>/checkpoints`` while it trains; a fit killed before its end resumes from there when
+    the job runs again, and the checkpoints go once it has finished."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    ckpt_dir = log_dir / CHECKPOINT_DIR
+    last = ckpt_dir / LAST_CHECKPOINT
+    resume_from = last if checkpoint_every and last.exists() else None
+    resumed_step = None
+    if resume_from is not None:
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        resumed_step = int(state["global_step"])
+        # The batches of the interrupted epoch that were trained on: the loader skips them (its
+        # order is seeded by the epoch), so the fit goes on exactly where it stopped.
+        done = state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"]
+        if isinstance(loader, ResumableLoader) and done < len(loader):  # else: the epoch had ended
+            loader.load_state_dict({"batches_taken": int(done)})
+        log.info("resuming a killed fit from step %d (%s)", resumed_step, resume_from)
+    params = module.params
+    trainer = build_trainer(
+        trainer_cfg,
+        logger_cfg,
+        log_dir,
+        max_epochs=params.epochs,
+        max_steps=params.max_steps,
+        callbacks=[*callbacks, checkpoint_callback(ckpt_dir, checkpoint_every)]
+        if checkpoint_every
+        else callbacks,
+    )
+    with compiled_for_fit(module, trainer_cfg):
+        stats = timed_fit(module, loader, trainer, resume_from)
+    stats.resumed_from_step = resumed_step
+    barrier()
+    if is_main_process():
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return stats

@@ -18,29 +18,20 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from unlearnbench.config import CONF_DIR
 from unlearnbench.distributed import is_main_process
 from unlearnbench.errors import ConfigError, UnlearnbenchError
 from unlearnbench.io import atomic_write_json, redact, redact_logs
-from unlearnbench.pipeline import is_complete, run_experiment
+from unlearnbench.pipeline import run_experiment
+from unlearnbench.results import ERROR_FILE, is_complete
 
 log = logging.getLogger("unlearnbench")
-CONF_DIR = os.environ.get("UNLEARNBENCH_CONF_DIR") or str(Path(__file__).resolve().parents[2] / "conf")
-ERROR_FILE = "error.json"
 
 # conf/hydra/launcher/submitit_slurm.yaml is complete on its own (every key, and _target_); Hydra 1.3
 # also validates it against the plugin's schema of the same name and warns that this will go away.
 warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema with the same name.*")
-
-# A sweep job's dir is named by its overrides; a sweep with none still needs a name.
-OmegaConf.register_new_resolver("ub_subdir", lambda overrides: overrides or "default", replace=True)
-# SISA's equal-cost epochs per slice (Bourtoule et al.): the ensemble sees as many passes as one model.
-OmegaConf.register_new_resolver(
-    "ub_equal_cost_epochs",
-    lambda epochs, slices: max(1, round(2 * int(epochs) / (int(slices) + 1))),
-    replace=True,
-)
 
 
 def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
@@ -74,19 +65,35 @@ def hydra_main(cfg: DictConfig) -> None:
     run_job(cfg, Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN)
 
 
+def search_path(args: list[str]) -> list[str]:
+    """The local dirs of a ``hydra.searchpath=[file://DIR, ...]`` override (a user's own configs)."""
+    dirs: list[str] = []
+    for arg in args:
+        if arg.startswith("hydra.searchpath="):
+            for item in arg.split("=", 1)[1].strip("[]").split(","):
+                item = item.strip().strip("'\"")
+                if item.startswith("file://"):
+                    dirs.append(item.removeprefix("file://"))
+    return dirs
+
+
 def check_group_options(args: list[str], conf_dir: str | Path = CONF_DIR) -> None:
     """Refuse an override ``group=option`` (or a sweep ``group=a,b``) that names no option of a config
-    group of ``conf_dir``: one line, where Hydra would print a block ending in a hint."""
+    group (of ``conf_dir`` and the search path): one line, where Hydra would print a block ending in
+    a hint."""
+    extra = search_path(args)
     for arg in args:
         match = re.fullmatch(r"\+{0,2}([\w/]+)=([\w,-]+)", arg)
-        group_dir = Path(conf_dir) / match.group(1) if match else None
         # hydra/* groups also hold the plugins' options (launchers, sweepers): Hydra checks those.
-        if group_dir is None or not group_dir.is_dir() or match.group(1).startswith("hydra/"):
+        if match is None or match.group(1).startswith("hydra/"):
             continue
-        options = sorted(p.stem for p in group_dir.glob("*.yaml"))
+        group = match.group(1)
+        if not any((Path(root) / group).is_dir() for root in [conf_dir, *extra]):
+            continue
+        options = sorted({p.stem for root in [conf_dir, *extra] for p in (Path(root) / group).glob("*.yaml")})
         for option in match.group(2).split(","):
             if option not in (*options, "null"):
-                raise ConfigError(match.group(1), option, f"one of {', '.join(options)}")
+                raise ConfigError(group, option, f"one of {', '.join(options)}")
 
 
 def main() -> None:

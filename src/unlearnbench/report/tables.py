@@ -1,15 +1,13 @@
-"""The report: gathers run dirs (results.json, error.json) into one table, mean +- std over seeds.
+"""The report's tables: run dirs (results.json, error.json) gathered into one frame, mean +- std over
+seeds, shown as a paper table (markdown, LaTeX) whose columns the evaluation's sections declare.
 
-    unlearnbench-report outputs/main [more dirs...] [--out DIR]
-
-Writes results.csv (every number), results.md and results.tex (paste-ready), the figures of
-:mod:`unlearnbench.plots` (PNG), and prints the markdown table. Every ``-m`` sweep also calls it when
-it ends (:class:`SweepReportCallback`).
+Each results.json section is read through its registered flattener (:mod:`unlearnbench.evaluation.registry`)
+into flat columns; :func:`write_report` writes results.csv (every number), runs.csv, results.md,
+results.tex and the figures of :mod:`.plots`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -18,17 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
+from unlearnbench.evaluation.registry import Column, flatten, report_columns
 from unlearnbench.io import atomic_write_text
-from unlearnbench.plots import write_plots
-from unlearnbench.tracking import log_report_table
+from unlearnbench.report.plots import write_plots
+from unlearnbench.results import ERROR_FILE, RESULTS_FILE
 
 log = logging.getLogger(__name__)
 GROUP = ["dataset", "model", "forget", "method", "variant"]
-SPLITS = ("forget", "retain", "test")
-SCORES = ("accuracy", "f1")  # f1: macro-F1 (classification), entity micro-F1 (NER)
 METHOD_ORDER = ["original", "retrain", "finetune", "gradient_ascent", "deepcut"]
 
 
@@ -37,7 +32,7 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     for root in map(Path, paths):
         if not root.exists():
             raise FileNotFoundError(f"no such run or sweep dir: {root}")
-        for name in ("results.json", "error.json"):
+        for name in (RESULTS_FILE, ERROR_FILE):
             found.update(p.parent for p in root.rglob(name))
         found.update(p.parent.parent for p in root.rglob(".hydra/config.yaml"))  # every job's dir
     return sorted(found)
@@ -53,49 +48,20 @@ def _row(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "seed": run["seed"],
         "run_dir": str(run_dir),
     }
-    for split, metrics in results["metrics"].items():
-        for name, value in metrics.items():
-            if name != "n":
-                row[f"{split}_{name}"] = value
-        if "f1" not in metrics and "f1_macro" in metrics:  # results written before the task-level "f1"
-            row[f"{split}_f1"] = metrics["f1_macro"]
     row["unlearn_seconds"] = results["timing"]["unlearn_seconds"]
     row["total_seconds"] = results["timing"]["total_seconds"]
-    row.update(_evaluation_columns(results))
+    forget = run["forget"]
+    row["forget_ratio"] = _num(forget.get("ratio")) if forget.get("strategy") == "random" else math.nan
+    if not isinstance(results.get("metrics"), dict):
+        raise KeyError("metrics")  # every run has scores: without them the file is partial
+    for name, record in results.items():
+        row.update(flatten(name, record))  # every registered section, as its flat columns
     row["params"] = _flatten(results.get("method_params") or {})
     return row
 
 
 def _num(value: Any) -> float:
     return float("nan") if value is None else float(value)
-
-
-def _evaluation_columns(results: dict[str, Any]) -> dict[str, float]:
-    """The numbers of the schema-2 sections (absent from older or switched-off results):
-    ref_<split>_{f1_gap,agreement,js}, mia_<attack>_auc(_gap), latent_<split>_<metric>_{before,after},
-    peak_rss_mb, cost_<what>_ratio (to retrain), and forget_ratio (random forget sets only)."""
-    row: dict[str, float] = {}
-    forget = results["run"]["forget"]
-    row["forget_ratio"] = _num(forget.get("ratio")) if forget.get("strategy") == "random" else math.nan
-    reference = results.get("reference") or {}
-    for split in ("forget", "test"):
-        for key, name in (("f1_gap", "f1_gap"), ("agreement", "agreement"), ("js_divergence", "js")):
-            if split in reference:
-                row[f"ref_{split}_{name}"] = _num(reference[split].get(key))
-    for attack, values in ((results.get("mia") or {}).get("attacks") or {}).items():
-        row[f"mia_{attack}_auc"] = _num(values.get("auc"))
-        row[f"mia_{attack}_auc_gap"] = _num(values.get("auc_gap"))
-    latent = results.get("latent") or {}
-    for when in ("before", "after"):
-        for split, values in (latent.get(when) or {}).items():
-            for key in ("nearest_own", "margin", "silhouette"):
-                row[f"latent_{split}_{key}_{when}"] = _num(values.get(key))
-    cost = results.get("cost") or {}
-    if cost:
-        row["peak_rss_mb"] = _num(cost.get("peak_rss_mb"))
-        for key, value in (cost.get("ratio_to_retrain") or {}).items():
-            row[f"cost_{key}_ratio"] = _num(value)
-    return row
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -125,7 +91,7 @@ def load_runs(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[dict[str,
     """One row per finished run, and the failed runs (their error.json and dir, or "Incomplete")."""
     rows, failures = [], []
     for run_dir in find_run_dirs(paths):
-        results_file, error_file = run_dir / "results.json", run_dir / "error.json"
+        results_file, error_file = run_dir / RESULTS_FILE, run_dir / ERROR_FILE
         if results_file.exists():
             try:
                 rows.append(_row(json.loads(results_file.read_text()), run_dir))
@@ -201,9 +167,26 @@ def _fmt(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
     return text
 
 
+def _cells(summary: pd.DataFrame, column: Column) -> list[str]:
+    means = summary[f"{column.source}_mean"]
+    stds = summary[f"{column.source}_std"] if column.spread else [None] * len(summary)
+    return [_fmt(m, s, column.scale, column.digits) for m, s in zip(means, stds, strict=True)]
+
+
+def shown_columns(summary: pd.DataFrame) -> list[Column]:
+    """The declared columns this summary has numbers for (a column of a switched-off section, or of
+    whole-class forgetting on random forget sets, is left out)."""
+    return [
+        c
+        for c in report_columns()
+        if f"{c.source}_mean" in summary and summary[f"{c.source}_mean"].notna().any()
+    ]
+
+
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The paper table: scores in percent, the forget-F1 gap to retraining (points; lower is
-    closer to exact unlearning), seconds, and the time ratio to retraining."""
+    """The paper table: the columns the evaluation's sections declare (scores in percent, the
+    forget-F1 gap to retraining in points, MIA AUC, JS divergence, seconds, the time ratio to
+    retraining), mean ± std over seeds."""
     out = pd.DataFrame(
         {
             "dataset": summary.dataset,
@@ -214,49 +197,11 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
             "seeds": summary.seeds,
         }
     )
-    for split in SPLITS:
-        for score, label in (("accuracy", "acc"), ("f1", "F1")):
-            col = f"{split}_{score}"
-            if f"{col}_mean" in summary:
-                out[f"{split} {label}"] = [
-                    _fmt(m, s, 100.0)
-                    for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"], strict=True)
-                ]
-    if "test_kept_f1_mean" in summary and summary.test_kept_f1_mean.notna().any():
-        # whole-class forgetting: test F1 on the kept classes (the full test split loses the forgotten one)
-        out["test F1 kept"] = [
-            _fmt(m, s, 100.0)
-            for m, s in zip(summary.test_kept_f1_mean, summary.test_kept_f1_std, strict=True)
-        ]
-    out["gap F1 forget"] = [
-        _fmt(m, s, 100.0) for m, s in zip(summary.forget_f1_gap_mean, summary.forget_f1_gap_std, strict=True)
-    ]
-    for col, label in (("mia_loss_auc", "MIA AUC"), ("ref_forget_js", "JS forget")):
-        if f"{col}_mean" in summary and summary[f"{col}_mean"].notna().any():
-            out[label] = [
-                _fmt(m, s, digits=3)
-                for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"], strict=True)
-            ]
-    out["unlearn s"] = [
-        _fmt(m, s) for m, s in zip(summary.unlearn_seconds_mean, summary.unlearn_seconds_std, strict=True)
-    ]
-    out["× retrain"] = [_fmt(m, None, digits=3) for m in summary.ratio_to_retrain_mean]
+    for column in shown_columns(summary):
+        out[column.label] = _cells(summary, column)
     return out
 
 
-# Columns with a better direction, and the summary column that decides it. Forget-set scores and MIA
-# have none of their own: close to the retrained model is what counts, which the gap and JS measure.
-BEST = {
-    "retain acc": ("retain_accuracy_mean", max),
-    "retain F1": ("retain_f1_mean", max),
-    "test acc": ("test_accuracy_mean", max),
-    "test F1": ("test_f1_mean", max),
-    "test F1 kept": ("test_kept_f1_mean", max),
-    "gap F1 forget": ("forget_f1_gap_mean", min),
-    "JS forget": ("ref_forget_js_mean", min),
-    "unlearn s": ("unlearn_seconds_mean", min),
-    "× retrain": ("ratio_to_retrain_mean", min),
-}
 REFERENCE_METHODS = ("original", "retrain")  # the yardsticks, not candidates for "best"
 
 
@@ -265,11 +210,13 @@ def best_cells(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     dataset x forget group (ties all marked); the original and retrained models are not ranked."""
     best = pd.DataFrame(False, index=table.index, columns=table.columns)
     candidates = ~summary.method.isin(REFERENCE_METHODS).to_numpy()
+    ranked = [c for c in report_columns() if c.better and c.label in table]
     for _, rows in summary.groupby(["dataset", "model", "forget"], sort=False):
         positions = [summary.index.get_loc(i) for i in rows.index]
         positions = [p for p in positions if candidates[p]]
-        for column, (source, pick) in BEST.items():
-            if column not in table or source not in summary:
+        for column in ranked:
+            source, pick = f"{column.source}_mean", max if column.better == "max" else min
+            if source not in summary:
                 continue
             values = summary[source].iloc[positions].dropna()
             if len(values) < 2:
@@ -277,7 +224,7 @@ def best_cells(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
             target = pick(values.round(4))
             for p, v in zip(positions, summary[source].iloc[positions], strict=True):
                 if pd.notna(v) and round(v, 4) == target:
-                    best.iloc[p, table.columns.get_loc(column)] = True
+                    best.iloc[p, table.columns.get_loc(column.label)] = True
     return best
 
 
@@ -330,48 +277,3 @@ def write_markdown_doc(paths: Sequence[str | Path], doc: str | Path, header: str
     Path(doc).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(doc, text)
     return text
-
-
-class SweepReportCallback(Callback):
-    """Hydra callback: at the end of every ``-m`` sweep, write and print its report."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        if not sweep_dir.exists():
-            return
-        table, failures = write_report([sweep_dir], sweep_dir)
-        if not table.empty:
-            print(f"\n{table.to_markdown(index=False)}\n\nreport: {sweep_dir}/results.md (.csv, .tex)")
-        for f in failures:
-            print(f"FAILED {f['run_dir']}: {f['type']}: {f['message']}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="unlearnbench-report", description=__doc__.splitlines()[0])
-    parser.add_argument("dirs", nargs="+", help="run or sweep dirs (searched recursively)")
-    parser.add_argument("--out", default=None, help="where to write results.* (default: the first dir)")
-    parser.add_argument("--no-plots", action="store_true", help="tables only, no PNG figures")
-    parser.add_argument(
-        "--wandb", metavar="PROJECT", default=None, help="also log the table as a wandb Table to PROJECT"
-    )
-    parser.add_argument("--wandb-entity", default=None, help="the wandb entity (team) of --wandb")
-    args = parser.parse_args(argv)
-    try:
-        table, failures = write_report(args.dirs, args.out or args.dirs[0], plots=not args.no_plots)
-    except FileNotFoundError as exc:
-        parser.error(str(exc))
-    if table.empty:
-        print("no finished runs found")
-        return 1
-    print(table.to_markdown(index=False))
-    if args.wandb:
-        out = Path(args.out or args.dirs[0])
-        where = log_report_table(table, args.wandb, f"report-{out.name}", out, args.wandb_entity)
-        print(f"wandb Table 'results' logged: {where}")
-    for f in failures:
-        print(f"FAILED {f['run_dir']}: {f['type']}: {f['message']}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

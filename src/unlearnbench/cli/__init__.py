@@ -1,0 +1,2 @@
+"""The commands: ``unlearnbench`` (:mod:`.run`), ``unlearnbench-data`` (:mod:`.data`),
+``unlearnbench-report`` (:mod:`.report`)."""

@@ -1,0 +1,28 @@
+"""Forget designs: how D_f is picked. One module per strategy, registered under its
+``forget.strategy`` name; ``conf/forget/<name>.yaml`` holds its defaults."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from unlearnbench.data.forget.base import STRATEGIES, ForgetStrategy, check_fraction, get_strategy, register
+from unlearnbench.tasks import Dataset, task_of
+
+# The built-in designs register themselves on import, in the order error messages list them.
+for _module in ("random", "whole_class", "ids"):
+    importlib.import_module(f"{__name__}.{_module}")
+
+
+def select_forget(data: Dataset, train: np.ndarray, cfg: Mapping[str, Any], seed: int) -> np.ndarray:
+    """Indices (a sorted subset of ``train``) that form D_f under the configured strategy."""
+    strategy = get_strategy(cfg.get("strategy"))
+    rng = np.random.default_rng([int(cfg.get("seed", seed)), 7919])
+    forget = strategy.select(data, task_of(data), train, cfg, rng)
+    return np.sort(np.asarray(forget, dtype=np.int64))
+
+
+__all__ = ["STRATEGIES", "ForgetStrategy", "check_fraction", "get_strategy", "register", "select_forget"]

@@ -1,0 +1,87 @@
+"""A model's outputs on a split from one forward pass (:func:`predict`), and the outputs of stored
+models kept beside them in the store (computed once, read by every run that compares with them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from filelock import FileLock
+from torch.utils.data import DataLoader
+
+from unlearnbench.io import stable_hash
+from unlearnbench.tasks import Predictions, Task, empty_predictions
+
+# The representation the latent-space metrics read: the first-token state of the last encoder
+# layer, what DeepCUT contrasts by default (``pooling: cls``, ``layers: [-1]``).
+# Token classification: the last layer's state of each word's first subword (DeepCUT's token anchors).
+EMBEDDING = {"pooling": "cls", "layer": -1}
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, loader: DataLoader, embeddings: bool = False) -> Predictions:
+    """One pass over ``loader`` in eval mode: logits and, with ``embeddings``, the EMBEDDING of every
+    row (from the same forward pass, ``output_hidden_states``; None for a model without them). The
+    loader's task (its collator's) says what a row is: a sample, or a word."""
+    task: Task = loader.collate_fn.task
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    parts: list[tuple] = []
+    extra = {"output_hidden_states": True} if embeddings else {}
+    try:
+        for batch in loader:
+            out = model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                **extra,
+            )
+            hidden = getattr(out, "hidden_states", None) if embeddings else None
+            states = None if hidden is None else hidden[EMBEDDING["layer"]]
+            parts.append(task.output_rows(out.logits, batch, states))
+    finally:
+        model.train(was_training)
+    if not parts:
+        return empty_predictions()
+    logits, labels, indices, embs, positions = zip(*parts, strict=True)
+    emb = torch.cat(embs).numpy() if all(e is not None for e in embs) else None
+    where = torch.cat(positions).numpy() if all(p is not None for p in positions) else None
+    return Predictions(
+        torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy(), emb, where
+    )
+
+
+# ---------------------------------------------------------------------- cached outputs of a model
+def outputs_path(directory: str | Path, indices: Sequence[int] | np.ndarray) -> Path:
+    """Where the outputs of a cached model on these dataset indices live (inside its cache entry)."""
+    key = stable_hash({"indices": sorted(np.asarray(indices).tolist()), "embedding": EMBEDDING}, 16)
+    return Path(directory) / f"outputs-{key}.npz"
+
+
+def cached_outputs(
+    directory: str | Path, indices: Sequence[int] | np.ndarray, compute: Callable[[], Predictions]
+) -> tuple[Predictions, bool]:
+    """The outputs stored for ``indices`` in ``directory``, or ``compute()`` stored there once (file
+    lock: parallel jobs compute them once). Returns them (sorted by index) and whether they were stored."""
+    path = outputs_path(directory, indices)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        stored = Predictions.load_trusted(path, indices)
+        if stored is not None:
+            return stored, True
+        pred = compute().take(np.sort(np.asarray(indices, dtype=np.int64)))
+        pred.save(path)
+        return pred, False
+
+
+def store_outputs(directory: str | Path, indices: Sequence[int] | np.ndarray, pred: Predictions) -> None:
+    """Store ``pred`` restricted to ``indices`` (e.g. a run's own evaluation of a cached model)."""
+    cached_outputs(directory, indices, lambda: pred)
+
+
+def evaluate_splits(model: torch.nn.Module, data, splits: Sequence[str]) -> dict[str, dict[str, float]]:
+    """The task's scores of ``model`` on each split of an :class:`~unlearnbench.data.UnlearnDataModule`."""
+    return {s: data.task.metrics(predict(model, data.eval_loader(s)), data.label_names) for s in splits}

@@ -1,0 +1,196 @@
+"""Sequence classification: one label per text. Its records (:class:`TextDataset`) and its task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from transformers import AutoModelForSequenceClassification
+
+from unlearnbench.errors import ConfigError, DataError
+from unlearnbench.io import repeated
+from unlearnbench.tasks.base import NAN, Task, Units, finish, pad, wrong_labels
+from unlearnbench.tasks.predictions import Predictions
+
+
+@dataclass
+class TextDataset:
+    """Sequence classification records: one label per text."""
+
+    task: ClassVar[str] = "sequence_classification"
+    name: str
+    ids: list[str]
+    texts: list[str]
+    labels: np.ndarray  # int64, indices into label_names
+    label_names: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)  # how it was built (raw size, duplicates dropped)
+
+    def __post_init__(self) -> None:
+        if not (len(self.ids) == len(self.texts) == len(self.labels)):
+            raise DataError(f"dataset '{self.name}': ids, texts and labels differ in length")
+        if len(set(self.ids)) != len(self.ids):
+            raise DataError(f"dataset '{self.name}': sample ids are not unique: {repeated(self.ids)}")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def subset(self, keep: Sequence[int] | np.ndarray) -> TextDataset:
+        keep = np.asarray(keep, dtype=np.int64)
+        return TextDataset(
+            self.name,
+            [self.ids[i] for i in keep],
+            [self.texts[i] for i in keep],
+            self.labels[keep],
+            self.label_names,
+            dict(self.meta),
+        )
+
+    def content(self) -> list[Any]:
+        """What the records hold, in order (their fingerprint hashes it)."""
+        return [self.ids, self.texts, self.labels.tolist(), self.label_names]
+
+
+def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1 and micro-F1 of one split; ``f1`` (the task's main F1) is macro-F1.
+
+    Macro-F1 averages over the classes present in the split's labels: a prediction of another
+    class counts against the true class (a false negative) but adds no class of its own, so a
+    single-class forget set (whole-class forgetting) scores 2 acc / (1 + acc), not 1/k of that
+    for each of k stray classes predicted.
+    """
+    if len(labels) == 0:
+        return {"accuracy": NAN, "f1": NAN, "f1_macro": NAN, "f1_micro": NAN, "n": 0}
+    present = np.unique(labels)
+    macro = float(f1_score(labels, preds, labels=present, average="macro", zero_division=0))
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "f1": macro,
+        "f1_macro": macro,
+        "f1_micro": float(f1_score(labels, preds, average="micro", zero_division=0)),
+        "n": len(labels),
+    }
+
+
+def class_index(data: TextDataset, value: Any) -> int:
+    """The class that ``forget.class_name`` names: a label name, or its index."""
+    if str(value) in data.label_names:
+        return data.label_names.index(str(value))
+    if str(value).isdigit() and int(value) < data.num_labels:
+        return int(value)
+    raise ConfigError(
+        "forget.class_name", value, f"one of {data.label_names} (or its index 0..{data.num_labels - 1})"
+    )
+
+
+class SequenceClassification(Task):
+    name = "sequence_classification"
+    record_type = TextDataset
+    auto_model = AutoModelForSequenceClassification
+    sample_unit = "samples"
+    mia_unit = "sample"
+    latent_unit = "sample"
+
+    # ------------------------------------------------------------------ records
+    def label_values(self, data: TextDataset) -> np.ndarray:
+        return data.labels
+
+    def class_members(self, data: TextDataset, indices: np.ndarray, class_name: Any) -> np.ndarray:
+        return indices[data.labels[indices] == class_index(data, class_name)]
+
+    def batch_classes(self, data: TextDataset, indices: np.ndarray) -> np.ndarray:
+        return data.labels[indices]
+
+    def held_classes(self, data: TextDataset, indices: np.ndarray) -> set[int]:
+        return set(data.labels[indices].tolist())
+
+    def describe(self, data: TextDataset) -> list[str]:
+        counts = np.bincount(data.labels, minlength=data.num_labels)
+        lines = [f"classes ({data.num_labels}):"]
+        lines += [
+            f"  {name:<16} {c:>7,}  {100 * c / len(data):5.1f} %"
+            for name, c in zip(data.label_names, counts, strict=True)
+        ]
+        return lines
+
+    # ------------------------------------------------------------------ encoding and batches
+    def encode(
+        self, tokenizer: Any, data: TextDataset, max_length: int, options: Mapping[str, Any]
+    ) -> dict[str, list]:
+        return {"input_ids": tokenizer(data.texts, truncation=True, max_length=max_length)["input_ids"]}
+
+    def item(self, columns: Mapping[str, list], labels: np.ndarray, j: int) -> dict[str, Any]:
+        return {"input_ids": columns["input_ids"][j], "label": int(labels[j]), "index": j}
+
+    def collate(self, items: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+        batch = pad(items, pad_token_id)
+        batch["labels"] = torch.tensor([it["label"] for it in items], dtype=torch.long)
+        return finish(batch, items)
+
+    # ------------------------------------------------------------------ losses
+    def loss_rows(self, logits: torch.Tensor, labels: torch.Tensor, *aligned: torch.Tensor):
+        return (logits, labels, *aligned)
+
+    def units(self, batch: Mapping[str, torch.Tensor], views: int) -> Units:
+        is_forget, index = batch["is_forget"].repeat(views), batch["index"].repeat(views)
+        return Units(None, batch["labels"].repeat(views), index, is_forget)
+
+    def unit_states(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor,
+        units: Units,
+        pool: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        return pool(hidden, attention_mask)
+
+    def fixed_wrong_labels(
+        self, data: TextDataset, indices: np.ndarray, num_labels: int, seed: int
+    ) -> torch.Tensor:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        labels = torch.as_tensor(data.labels[indices], dtype=torch.long)
+        table = torch.full((int(index.max()) + 1 if len(index) else 0,), -1, dtype=torch.long)
+        table[index] = wrong_labels(labels, num_labels, torch.Generator().manual_seed(seed))
+        return table
+
+    def relabel(
+        self,
+        batch: Mapping[str, torch.Tensor],
+        num_labels: int,
+        seed: int,
+        step: int | None,
+        table: torch.Tensor | None,
+    ) -> torch.Tensor:
+        labels, is_forget = batch["labels"], batch["is_forget"]
+        if step is None:
+            assert table is not None, "fixed relabelling needs the run's table"
+            targets = labels.clone()
+            targets[is_forget] = table.to(labels.device)[batch["index"][is_forget]]
+            assert bool((targets >= 0).all()), "a forget sample without a drawn label"
+            return targets
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        drawn = wrong_labels(labels.cpu(), num_labels, generator).to(labels.device)
+        return torch.where(is_forget, drawn, labels)
+
+    # ------------------------------------------------------------------ predictions and metrics
+    def output_rows(self, logits, batch, states):
+        emb = None if states is None else states[:, 0].float().cpu()
+        return logits.float().cpu(), batch["labels"], batch["index"], emb, None
+
+    def metrics(self, pred: Predictions, label_names: Sequence[str]) -> dict[str, float]:
+        return classification_metrics(pred.labels, pred.preds)
+
+    def kept_class_metrics(
+        self, pred: Predictions, forgotten: Sequence[int], label_names: Sequence[str]
+    ) -> dict[str, float] | None:
+        """The rows of ``pred`` whose true class was not forgotten: after whole-class forgetting,
+        the utility that is left to keep (the full test split loses the forgotten class by design)."""
+        kept = pred.take(pred.indices[~np.isin(pred.labels, forgotten)])
+        return self.metrics(kept, label_names)
