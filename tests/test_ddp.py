@@ -27,12 +27,12 @@ def _ranks_run_every_method(base: dict[str, Any], cfgs: dict[str, dict], out_dir
     record: dict[str, Any] = {"fits": [], "writes": [], "returned": {}}
     fit, write = pipeline.RunContext.fit, pipeline.atomic_write_json
 
-    def recording_fit(self, module, loader, params, *args, **kwargs):
+    def recording_fit(self, module, loader, *args, **kwargs):
         seen = list(loader)  # what this rank's sampler yields (the same plan the fit then takes)
         batches = [batch["index"].tolist() for batch in seen]
         is_forget = [batch["is_forget"].tolist() for batch in seen] if "is_forget" in seen[0] else None
         record["fits"].append({"method": method, "batches": batches, "is_forget": is_forget})
-        return fit(self, module, loader, params, *args, **kwargs)
+        return fit(self, module, loader, *args, **kwargs)
 
     def recording_write(path, obj):
         record["writes"].append(str(path))
