@@ -415,11 +415,11 @@ def test_a_sound_checkpoint_is_the_original_model(make_cfg, tmp_path) -> None:
 
 def test_hub_class_indices_outside_the_label_set_are_named() -> None:
     """A Hugging Face ClassLabel column (indices into the loader's label names) holding -1 (unlabelled)."""
-    from unlearnbench.data.files import frame_to_dataset
     from unlearnbench.errors import DataError
+    from unlearnbench.tasks import TextDataset
 
     frame = pd.DataFrame({"text": ["a", "b", "c"], "label": [0, -1, 1]})
     cfg = {"text_column": "text", "label_column": "label"}
     with pytest.raises(DataError) as info:
-        frame_to_dataset("hub", frame, cfg, ["neg", "pos"])
+        TextDataset.from_frame("hub", frame, cfg, ["neg", "pos"])
     assert "(rows [1]: ['-1']); allowed: class indices 0..1 of ['neg', 'pos']" in str(info.value)

@@ -21,7 +21,7 @@ from unlearnbench.models import build_pretrained, load_tokenizer
 from unlearnbench.pipeline import prepare, run_experiment
 from unlearnbench.runtime import ModelStore, RunContext
 from unlearnbench.tasks import Predictions, TokenDataset, get_task
-from unlearnbench.tasks.token import align_word_labels, token_metrics
+from unlearnbench.tasks.bio import align_word_labels, token_metrics
 
 TOKEN = get_task("token_classification")
 

@@ -76,7 +76,6 @@ def availability(data_cfg: DictConfig, cache_dir: str, offline: str | None) -> s
 def cmd_list(overrides: Sequence[str]) -> None:
     from tabulate import tabulate
 
-
     offline = hub_offline_reason()
     rows = []
     for name in data_config_names():

@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from unlearnbench.data.files import bio_tag_order, duplicate_mask
+from unlearnbench.data.files import duplicate_mask
 from unlearnbench.errors import ConfigError, DataError
 from unlearnbench.io import package_dir
 from unlearnbench.tasks import OUTSIDE, TextDataset, TokenDataset
+from unlearnbench.tasks.bio import bio_tag_order
 
 # config name -> (source, how to get it); `unlearnbench-data list` reads this.
 EMBEDDED = {

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.data.embedded import EMBEDDED
-from unlearnbench.data.files import Dataset, frame_to_dataset, frame_to_token_dataset
 from unlearnbench.errors import ConfigError, DataError
 from unlearnbench.io import unreachable_reason
+from unlearnbench.tasks import Dataset, get_task
 
 HUB_HOST = ("huggingface.co", 443)
 HUB_PROBE_SECONDS = 2.0
@@ -70,14 +70,6 @@ def load_hf(cfg: Mapping[str, Any]) -> Dataset:
         if by_env:
             raise offline_error(hub_name, reason, cache_tried=True, detail=type(exc).__name__) from exc
         raise DataError(f"cannot load Hugging Face dataset '{hub_name}': {exc}") from exc
-    name = cfg.get("name", hub_name)
-    if cfg.get("task") == "token_classification":
-        feature = ds.features.get(cfg.get("tags_column"))
-        inner = getattr(feature, "feature", None)
-        names = list(inner.names) if hasattr(inner, "names") else cfg.get("label_names")
-        return frame_to_token_dataset(name, ds.to_pandas(), cfg, names)
-    label_names = None
-    feature = ds.features.get(cfg["label_column"])
-    if feature is not None and hasattr(feature, "names"):
-        label_names = list(feature.names)
-    return frame_to_dataset(name, ds.to_pandas(), cfg, label_names)
+    records = get_task(cfg.get("task")).record_type
+    names = records.hub_label_names(ds.features, cfg)
+    return records.from_frame(cfg.get("name", hub_name), ds.to_pandas(), cfg, names)

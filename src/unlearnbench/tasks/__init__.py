@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.tasks.base import IGNORE_INDEX, Task, Units, wrong_labels
+from unlearnbench.tasks.bio import OUTSIDE
 from unlearnbench.tasks.predictions import Predictions, empty_predictions
 from unlearnbench.tasks.sequence import SequenceClassification, TextDataset
-from unlearnbench.tasks.token import OUTSIDE, TokenClassification, TokenDataset
+from unlearnbench.tasks.token import TokenClassification, TokenDataset
 
 TASKS: dict[str, Task] = {t.name: t for t in (SequenceClassification(), TokenClassification())}
 Dataset = TextDataset | TokenDataset

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModelForSequenceClassification
@@ -56,6 +57,115 @@ class TextDataset:
     def content(self) -> list[Any]:
         """What the records hold, in order (their fingerprint hashes it)."""
         return [self.ids, self.texts, self.labels.tolist(), self.label_names]
+
+    @classmethod
+    def from_frame(
+        cls, name: str, frame: pd.DataFrame, cfg: Mapping[str, Any], label_names: list[str] | None = None
+    ) -> TextDataset:
+        """Rows of (text, label[, id]) in the columns ``data.text_column`` / ``label_column`` /
+        ``id_column``, checked record by record. ``label_names``: the loader's (a Hugging Face
+        ClassLabel, whose column holds indices into it); else ``data.label_names`` or the column's values."""
+        text_col, label_col, id_col = cfg["text_column"], cfg["label_column"], cfg.get("id_column")
+        for key, col in (
+            ("data.text_column", text_col),
+            ("data.label_column", label_col),
+            ("data.id_column", id_col),
+        ):
+            if col is not None and col not in frame.columns:
+                raise ConfigError(key, col, f"the data has columns {list(frame.columns)}")
+        check_records(name, frame, text_col, label_col, id_col)
+        labels, label_names = label_indices(name, frame[label_col], label_col, label_names, cfg)
+        ids = frame[id_col].astype(str).tolist() if id_col else [str(i) for i in range(len(frame))]
+        return cls(name, ids, frame[text_col].astype(str).tolist(), labels, label_names)
+
+    @staticmethod
+    def hub_label_names(features: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str] | None:
+        """The label names a Hugging Face dataset declares (a ClassLabel feature), if any."""
+        feature = features.get(cfg["label_column"])
+        return list(feature.names) if feature is not None and hasattr(feature, "names") else None
+
+
+def _rows(mask: pd.Series, limit: int = 5) -> str:
+    """The first rows (0-based, header excluded) where ``mask`` holds, e.g. ``rows [3, 17]``."""
+    rows = [int(i) if isinstance(i, int | np.integer) else i for i in mask.index[mask][:limit]]
+    return f"rows {rows}" + (" and more" if int(mask.sum()) > limit else "")
+
+
+def _label_key(value: Any) -> str:
+    """A label value as text, so that 1, 1.0 and "1" name the same label."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)
+    return str(value)
+
+
+def check_records(name: str, frame: pd.DataFrame, text_col: str, label_col: str, id_col: str | None) -> None:
+    """Refuse, naming the rows (0-based, header excluded), records that no split could use:
+    empty or null texts, missing labels, missing or repeated sample ids."""
+    texts = frame[text_col]
+    bad = texts.isna() | (texts.astype(str).str.strip() == "")
+    if bad.any():
+        raise DataError(
+            f"dataset '{name}': {int(bad.sum())} empty or null texts in column '{text_col}' "
+            f"({_rows(bad)}); every record needs a non-empty text"
+        )
+    missing = frame[label_col].isna()
+    if missing.any():
+        raise DataError(
+            f"dataset '{name}': {int(missing.sum())} missing labels in column '{label_col}' "
+            f"({_rows(missing)}); every record needs a label"
+        )
+    if id_col is not None:
+        null_ids = frame[id_col].isna()
+        if null_ids.any():
+            raise DataError(
+                f"dataset '{name}': {int(null_ids.sum())} missing sample ids in data.id_column "
+                f"'{id_col}' ({_rows(null_ids)}); every record needs an id"
+            )
+        dup = repeated(frame[id_col].astype(str).tolist())
+        if dup:
+            raise DataError(
+                f"dataset '{name}': sample ids repeat in data.id_column '{id_col}': {dup}; "
+                "each id must name one record"
+            )
+
+
+def label_indices(
+    name: str, raw: pd.Series, label_col: str, label_names: list[str] | None, cfg: Mapping[str, Any]
+) -> tuple[np.ndarray, list[str]]:
+    """The class index of every record and the label names. ``label_names`` from the loader (a
+    Hugging Face ClassLabel): the column holds indices into it. Else ``data.label_names`` when set:
+    the allowed labels, in class order. Else the sorted distinct values of the column."""
+    if label_names is not None:
+        lookup = {str(i): i for i in range(len(label_names))}
+        allowed = f"class indices 0..{len(label_names) - 1} of {label_names}"
+    elif cfg.get("label_names"):
+        label_names = [_label_key(v) for v in cfg["label_names"]]
+        if repeated(label_names):
+            raise ConfigError("data.label_names", label_names, "a list of distinct labels")
+        lookup = {n: i for i, n in enumerate(label_names)}
+        allowed = f"data.label_names {label_names}"
+    else:
+        values = raw.unique().tolist()
+        try:
+            values = sorted(values)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in values})
+            raise DataError(
+                f"dataset '{name}': labels in column '{label_col}' mix types {kinds}; use one type "
+                "(all names or all numbers), or list them in data.label_names"
+            ) from None
+        label_names = [_label_key(v) for v in values]
+        lookup = {n: i for i, n in enumerate(label_names)}
+        allowed = ""
+    keys = raw.map(_label_key)
+    outside = ~keys.isin(list(lookup))
+    if outside.any():
+        found = sorted(set(keys[outside]))[:10]
+        raise DataError(
+            f"dataset '{name}': {int(outside.sum())} labels in column '{label_col}' are outside the "
+            f"label set ({_rows(outside)}: {found}); allowed: {allowed}"
+        )
+    return keys.map(lookup).to_numpy(dtype=np.int64), list(label_names)
 
 
 def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
