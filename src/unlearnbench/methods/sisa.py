@@ -251,6 +251,11 @@ class Sisa(Procedure):
         """Store spec of checkpoint (k, sl), sl 1-based; ``ids``: the sorted sample ids of slices 1..sl."""
         return ctx.model_spec("sisa", ids, params, detail={**params.layout(), "shard": k, "slice": sl})
 
+    @staticmethod
+    def legacy_key(ctx: RunContext, params: SisaParams, k: int, sl: int, ids: list[list[str]]) -> str:
+        """The key checkpoint (k, sl) had before specs existed (see runtime.legacy)."""
+        return legacy.sisa_key(ctx.cfg, process_info().world_size, params, params.layout(), k, sl, ids)
+
     @classmethod
     def build(
         cls, ctx: RunContext, params: SisaParams, indices: np.ndarray, reuse: ShardModels | None = None
@@ -263,6 +268,7 @@ class Sisa(Procedure):
         for k, shard in enumerate(plan):
             ids = [sorted(all_ids[int(i)] for i in part) for part in shard]
             specs = [cls.checkpoint_spec(ctx, params, k, sl, ids[:sl]) for sl in range(1, params.slices + 1)]
+            olds = [cls.legacy_key(ctx, params, k, sl, ids[:sl]) for sl in range(1, params.slices + 1)]
             for sl, spec in enumerate(specs, start=1):
                 out.keys[k, sl] = spec.key()
                 out.status[k, sl] = "skipped"
@@ -271,11 +277,11 @@ class Sisa(Procedure):
                 out.models[k] = reuse.models[k]
                 out.status[last] = "cached"
             else:
-                model = cls._checkpoint(ctx, params, k, params.slices, specs, shard, ids, out)
+                model = cls._checkpoint(ctx, params, k, params.slices, specs, olds, shard, out)
                 if model is not None:
                     out.models[k] = model
-            for sl, spec in enumerate(specs, start=1):
-                meta = ctx.store.meta(spec)
+            for sl, (spec, old) in enumerate(zip(specs, olds, strict=True), start=1):
+                meta = ctx.store.meta(spec, legacy_key=old)
                 if meta is not None:
                     out.metas[k, sl] = meta
         return out
@@ -288,8 +294,8 @@ class Sisa(Procedure):
         k: int,
         sl: int,
         specs: list[ModelSpec],
+        olds: list[str],
         shard: list[np.ndarray],
-        ids: list[list[str]],
         out: ShardModels,
     ) -> nn.Module | None:
         """theta_k,sl: loaded from the store, or trained from theta_k,sl-1 (got the same way, so the
@@ -302,14 +308,13 @@ class Sisa(Procedure):
             return None
 
         def train(work_dir: Path):
-            start = cls._checkpoint(ctx, params, k, sl - 1, specs, shard, ids, out)
+            start = cls._checkpoint(ctx, params, k, sl - 1, specs, olds, shard, out)
             loader_seed = int(stable_hash([ctx.seed, k, sl], 8), 16)
             model, meta = ctx.fine_tune(indices, params, work_dir, start=start, loader_seed=loader_seed)
             out.status[k, sl] = "trained"
             return model, {**meta, "samples": len(indices), "shard": k, "slice": sl}
 
-        old = legacy.sisa_key(ctx.cfg, process_info().world_size, params, params.layout(), k, sl, ids[:sl])
-        entry = ctx.store.get_or_train(specs[sl - 1], train, legacy_key=old)
+        entry = ctx.store.get_or_train(specs[sl - 1], train, legacy_key=olds[sl - 1])
         if entry.hit:
             out.status[k, sl] = "cached"
         return entry.model

@@ -73,10 +73,17 @@ class ModelStore:
         key, path = self.entry_dir(spec)
         return trusted_entry(path, key)
 
-    def meta(self, spec: ModelSpec) -> dict[str, Any] | None:
-        """The entry's meta.json when the entry is whole, else None."""
+    def meta(self, spec: ModelSpec, legacy_key: str | None = None) -> dict[str, Any] | None:
+        """The entry's meta.json when the entry is whole (found under ``legacy_key`` and renamed, if
+        it was stored before specs existed), else None."""
         key, path = self.entry_dir(spec)
-        return json.loads((path / META).read_text()) if trusted_entry(path, key) else None
+        if not trusted_entry(path, key):
+            if legacy_key is None or not is_main_process():
+                return None
+            with FileLock(str(path) + ".lock"):
+                if not (trusted_entry(path, key) or self._adopt(spec, key, path, legacy_key)):
+                    return None
+        return json.loads((path / META).read_text())
 
     def _adopt(self, spec: ModelSpec, key: str, final: Path, legacy_key: str | None) -> bool:
         """Rename a whole entry stored under ``legacy_key`` (before specs existed) to ``key``."""
