@@ -72,7 +72,7 @@ done
 
 step sweep 900 $PY -m unlearnbench.cli -m experiment=deepcut_bbc logger=none trainer.accelerator=gpu \
   trainer.enable_progress_bar=false hydra.sweep.dir="$WORK/deepcut_bbc" paths.cache_dir="$WORK/cache"
-[ -d "$WORK/deepcut_bbc" ] && $PY -m unlearnbench.report "$WORK/deepcut_bbc" --out "$WORK/report" --no-plots >/dev/null 2>&1 &&
+[ -d "$WORK/deepcut_bbc" ] && $PY -m unlearnbench.cli.report "$WORK/deepcut_bbc" --out "$WORK/report" --no-plots >/dev/null 2>&1 &&
   cp "$WORK/report/results.md" "$OUT/deepcut_bbc_gpu.md"
 echo "== done in $(($(date +%s) - T0)) s, status $status"
 exit $status

@@ -1,11 +1,10 @@
-"""scripts/benchmark.py does not rot: its sweep counting (e) and eval-agreement check (d) on a tiny
-config; and the ``trainer.compile`` option (off by default) composes and is wired."""
+"""The benchmark (unlearnbench.bench, ``unlearnbench-bench``) does not rot: its sweep counting (e)
+and eval-agreement check (d) on a tiny config; and the ``trainer.compile`` option (off by default)
+composes and is wired."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -13,27 +12,18 @@ import pytest
 import torch
 
 from tests.conftest import TINY
+from unlearnbench.bench import common, counting, document, evaluation, retrain
+from unlearnbench.cli import bench as bench_cli
 from unlearnbench.errors import ConfigError
 from unlearnbench.pipeline import run_experiment
-from unlearnbench.trainer import build_trainer
-
-ROOT = Path(__file__).resolve().parents[1]
+from unlearnbench.runtime.fit import build_trainer
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmark"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_sweep_trains_each_model_once(bench, tmp_path):
+def test_sweep_trains_each_model_once(tmp_path):
     """M methods x R ratios x S seeds: S originals and R x S retrained models, each trained once,
     and their outputs computed once (then read from their cache entries)."""
     base = [*TINY, "data.max_samples=120", "eval.latent=false", "eval.predictions=false"]
-    out = bench.count_sweep(
+    out = counting.count_sweep(
         ["finetune", "gradient_ascent"], [0.05, 0.1], [0], tmp_path / "cache", base, tmp_path
     )
     assert out["ok"], out
@@ -41,17 +31,17 @@ def test_sweep_trains_each_model_once(bench, tmp_path):
     assert out["reference_output_passes"] == 2  # one per retrained model, not one per run
 
 
-def test_unlearn_vs_retrain_rows_and_progress(bench, tmp_path):
+def test_unlearn_vs_retrain_rows_and_progress(tmp_path):
     """(b): one row per (dataset, ratio, method), its time a fraction of the retraining measured in
     the same process, and the rows so far handed out after each ratio (a stopped run keeps them)."""
     seen = []
-    rows = bench.unlearn_vs_retrain(
+    rows = retrain.unlearn_vs_retrain(
         {"tiny": ["data.max_samples=120"]},
         ["gradient_ascent"],
         [0.05, 0.1],
         [0],
         tmp_path / "cache",
-        [*TINY, *bench.NO_ANALYSES],
+        [*TINY, *common.NO_ANALYSES],
         progress=lambda so_far: seen.append(len(so_far)),
     )
     assert seen == [1, 2]
@@ -62,9 +52,9 @@ def test_unlearn_vs_retrain_rows_and_progress(bench, tmp_path):
     assert rows[1]["n_forget"] > rows[0]["n_forget"]
 
 
-def test_eval_fast_path_agrees_with_plain_padding(bench, tmp_path):
-    cfg = bench.compose_cfg([*TINY, "data.max_samples=120", "data.max_length=48"], tmp_path)
-    out = bench.eval_throughput(cfg, "train", repeats=1)
+def test_eval_fast_path_agrees_with_plain_padding(tmp_path):
+    cfg = common.compose_cfg([*TINY, "data.max_samples=120", "data.max_length=48"], tmp_path)
+    out = evaluation.eval_throughput(cfg, "train", repeats=1)
     assert out["same_predictions"] and out["logits_allclose"] and out["same_metrics"], out
 
 
@@ -115,7 +105,7 @@ def _figures(command: str, cpu: str = "cpu-x", **sections) -> dict:
     }
 
 
-def test_render_merges_the_runs_of_one_machine_into_one_document(bench, tmp_path):
+def test_render_merges_the_runs_of_one_machine_into_one_document(tmp_path):
     """Long sections run in separate processes (--json each) and are written as one document by
     --render: every section, each source's command and its own peak memory; hand-written text kept."""
     check = {
@@ -134,8 +124,8 @@ def test_render_merges_the_runs_of_one_machine_into_one_document(bench, tmp_path
         paths.append(tmp_path / f"{i}.json")
         paths[-1].write_text(json.dumps(fig))
     out = tmp_path / "perf.md"
-    out.write_text(f"# Mine\n\nhand-written\n\n{bench.BEGIN}\nold\n{bench.END}\nafter\n")
-    bench.main(["--render", *map(str, paths), "--out", str(out)])
+    out.write_text(f"# Mine\n\nhand-written\n\n{document.BEGIN}\nold\n{document.END}\nafter\n")
+    bench_cli.main(["--render", *map(str, paths), "--out", str(out)])
     text = out.read_text()
     assert "hand-written" in text and text.endswith("after\n") and "old" not in text
     assert "`python scripts/benchmark.py --only s`" in text and "--seeds 0`" in text
@@ -143,10 +133,10 @@ def test_render_merges_the_runs_of_one_machine_into_one_document(bench, tmp_path
     assert "100 MB" in text and "200 MB" in text  # each process's own peak
     (tmp_path / "2.json").write_text(json.dumps(_figures("x", cpu="other")))
     with pytest.raises(SystemExit, match="one machine"):
-        bench.main(["--render", str(paths[0]), str(tmp_path / "2.json"), "--out", str(out)])
+        bench_cli.main(["--render", str(paths[0]), str(tmp_path / "2.json"), "--out", str(out)])
 
 
-def test_bare_loop_syncs_only_at_the_edges_of_the_timed_window(bench, monkeypatch):
+def test_bare_loop_syncs_only_at_the_edges_of_the_timed_window(monkeypatch):
     """GPU throughput is timed with a sync at the window's edges only (a sync per step would expose
     host overhead that overlaps the GPU's work in a real run); None keeps a sync per step."""
 
@@ -162,23 +152,23 @@ def test_bare_loop_syncs_only_at_the_edges_of_the_timed_window(bench, monkeypatc
     rows = [{"input_ids": torch.ones(3), "attention_mask": torch.ones(3), "labels": torch.tensor(1)}] * 4
     loader = torch.utils.data.DataLoader(rows, batch_size=2)
     synced = []
-    monkeypatch.setattr(bench, "_sync", lambda: synced.append(1))
+    monkeypatch.setattr(common, "_sync", lambda: synced.append(1))
     model = Linear()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    times, samples = bench.bare_loop(model, loader, optimizer, steps=5, sync_at={2, 5})
+    times, samples = common.bare_loop(model, loader, optimizer, steps=5, sync_at={2, 5})
     assert (len(times), samples, len(synced)) == (6, 10, 2)  # 5 steps over 2 epochs of 2 batches
     synced.clear()
-    bench.bare_loop(model, loader, optimizer, steps=5)
+    common.bare_loop(model, loader, optimizer, steps=5)
     assert len(synced) == 5
-    clock, synced[:] = bench.StepClock(sync_at={1, 3}), []
+    clock, synced[:] = common.StepClock(sync_at={1, 3}), []
     for _ in range(4):
         clock.on_train_batch_end()
     assert (len(clock.ends), len(synced)) == (4, 2)
 
 
-def test_scratch_space_holds_every_temp_dir_and_is_removed(bench):
+def test_scratch_space_holds_every_temp_dir_and_is_removed():
     """A run's temp dirs (run dirs, the default model cache: gigabytes in full mode) go at its end."""
-    with bench.scratch_space():
+    with common.scratch_space():
         run_dir = Path(tempfile.mkdtemp(prefix="bench-b-"))
         (run_dir / "model.safetensors").write_bytes(b"0" * 10)
         assert run_dir.exists()
@@ -186,7 +176,7 @@ def test_scratch_space_holds_every_temp_dir_and_is_removed(bench):
     assert tempfile.gettempdir() != str(run_dir.parent)
 
 
-def test_the_documented_command_leaves_out_where_a_run_writes(bench):
+def test_the_documented_command_leaves_out_where_a_run_writes():
     argv = [
         "--mode",
         "full",
@@ -200,4 +190,4 @@ def test_the_documented_command_leaves_out_where_a_run_writes(bench):
         "--out",
         "x",
     ]
-    assert bench.what_runs(argv) == ["--mode", "full", "--only", "b", "--seeds", "0"]
+    assert document.what_runs(argv) == ["--mode", "full", "--only", "b", "--seeds", "0"]

@@ -1,2 +1,2 @@
 """The commands: ``unlearnbench`` (:mod:`.run`), ``unlearnbench-data`` (:mod:`.data`),
-``unlearnbench-report`` (:mod:`.report`)."""
+``unlearnbench-report`` (:mod:`.report`) and ``unlearnbench-bench`` (:mod:`.bench`)."""
