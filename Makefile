@@ -33,8 +33,9 @@ run: install  ## the main job: BBC x MiniLM, 5 % random forget set, every core m
 smoke: install  ## every method on a tiny random BERT, under a minute
 	$(BIN)/unlearnbench -m experiment=smoke
 
-test: install  ## the test suite (tiny models; minutes)
+test: install  ## lint, the layer contracts (lint-imports) and the test suite (tiny models; minutes)
 	$(BIN)/ruff check src tests scripts
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-slow: install  ## real-model checks (MiniLM on BBC)
@@ -43,6 +44,7 @@ test-slow: install  ## real-model checks (MiniLM on BBC)
 lint: install
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) outputs/cache

@@ -366,3 +366,30 @@ def test_process_peak_survives_the_resets_of_peak_memory() -> None:
     with PeakMemory():
         pass
     assert process_peak_rss_mb() >= peak - 1.0
+
+
+def test_a_registered_section_is_computed_written_and_reported(make_cfg, tmp_path) -> None:
+    """Adding a metric is one function and its registration: the run computes it into results.json
+    and the report shows its declared column, with nothing else edited."""
+    from unlearnbench.evaluation import SECTIONS, Column, section
+    from unlearnbench.report import write_report
+
+    @section(
+        "forget_confidence",
+        splits=("forget",),
+        columns=(Column("forget p(y)", "forget_confidence_mean", 9.0, digits=3),),
+        flatten=lambda record: {"forget_confidence_mean": record["mean"]},
+    )
+    def forget_confidence(inputs):
+        return {"mean": float(np.exp(-inputs.after["forget"].losses).mean())}
+
+    try:
+        cfg = make_cfg("method=original", "eval.reference=false", "eval.latent=false")
+        results = run_experiment(cfg, tmp_path / "run")
+        frame = pd.read_parquet(tmp_path / "run" / "predictions.parquet")
+        expected = frame[frame.split == "forget"].prob_label.mean()
+        assert results["forget_confidence"]["mean"] == pytest.approx(expected, rel=1e-6)
+        table, _ = write_report([tmp_path], tmp_path, plots=False)
+        assert table["forget p(y)"].tolist() == [f"{expected:.3f}"]
+    finally:
+        SECTIONS.pop("forget_confidence")
