@@ -190,6 +190,16 @@ def test_markdown_doc_holds_header_table_and_notes(tmp_path) -> None:
     assert text.startswith("# Title\n\n| dataset") and text.endswith("Notes.\n") and "| deepcut" in text
 
 
+def test_report_writes_its_table_as_a_document_that_says_where_it_came_from(tmp_path) -> None:
+    fake_run(tmp_path / "runs", "retrain", 0, 0.9, 50.0)
+    fake_run(tmp_path / "runs", "deepcut", 0, 0.8, 5.0)
+    doc = tmp_path / "docs" / "main.md"
+    assert main([str(tmp_path / "runs"), "--doc", str(doc), "--title", "Main", "--no-plots"]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Main\n\n_Written by `unlearnbench-report ")
+    assert "from 2 runs (seeds [0])" in text and "| deepcut" in text and "| retrain" in text
+
+
 def test_best_cell_per_column_is_bold_among_unlearning_methods(tmp_path) -> None:
     for seed in (0, 1):
         fake_run(tmp_path, "original", seed, 0.99, 0.0)  # best test F1, but a yardstick: not ranked

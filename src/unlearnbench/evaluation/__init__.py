@@ -4,9 +4,14 @@ registered sections (:mod:`.registry`): ``metrics`` (:mod:`.scores`), ``referenc
 :func:`evaluate_run` computes the enabled ones."""
 
 import importlib
+import pkgutil
 
-# The built-in sections register themselves on import, in results.json's order.
-for _module in ("scores", "reference", "mia", "latent", "cost", "files"):
+# Every module here but the machinery holds sections, which register themselves on import: the
+# core ones first, in results.json's order, then any other (a new metric's own module) by name.
+CORE = ("scores", "reference", "mia", "latent", "cost", "files")
+MACHINERY = ("registry", "inputs", "run")
+_others = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in CORE + MACHINERY)
+for _module in (*CORE, *_others):
     importlib.import_module(f"{__name__}.{_module}")
 
 from unlearnbench.evaluation.latent import latent_metrics  # noqa: E402

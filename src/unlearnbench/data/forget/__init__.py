@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,8 +13,11 @@ import numpy as np
 from unlearnbench.data.forget.base import STRATEGIES, ForgetStrategy, check_fraction, get_strategy, register
 from unlearnbench.tasks import Dataset, task_of
 
-# The built-in designs register themselves on import, in the order error messages list them.
-for _module in ("random", "whole_class", "ids"):
+# Every module here but base is a design that registers itself on import: the first ones in the
+# order error messages list them, then any other by name.
+CORE = ("random", "whole_class", "ids")
+_others = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in (*CORE, "base"))
+for _module in (*CORE, *_others):
     importlib.import_module(f"{__name__}.{_module}")
 
 
