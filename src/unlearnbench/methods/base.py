@@ -26,30 +26,17 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel
 
 from unlearnbench.data import UnlearnDataModule
-from unlearnbench.errors import ConfigError
 from unlearnbench.methods.stop import StopOnForgetMetric, StopParams, resolve_stop_rule
+from unlearnbench.registry import Registry
 from unlearnbench.runtime import RunContext, TrainingModule, TrainParams, UnlearnOutcome, parse_params
 
-METHODS: dict[str, type[Method]] = {}
-
-
-def register(name: str):
-    """Name a built-in method (its config name, ``method.name``) and list it in METHODS."""
-
-    def wrap(cls: type[Method]) -> type[Method]:
-        if name in METHODS:
-            raise RuntimeError(f"method '{name}' registered twice: {METHODS[name]} and {cls}")
-        cls.name = name
-        METHODS[name] = cls
-        return cls
-
-    return wrap
+# The built-in methods by config name (``method.name``); ``@register(name)`` lists a class here.
+METHODS = Registry("method", "method.name", sort_choices=True)
+register = METHODS.register
 
 
 def get_method(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise ConfigError("method.name", name, f"one of {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+    return METHODS.lookup(name)
 
 
 @dataclass(kw_only=True)

@@ -10,26 +10,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from unlearnbench.errors import ConfigError
+from unlearnbench.registry import Registry
 from unlearnbench.tasks import Dataset, Task
 
-STRATEGIES: dict[str, type[ForgetStrategy]] = {}
-
-
-def register(name: str):
-    def wrap(cls: type[ForgetStrategy]) -> type[ForgetStrategy]:
-        if name in STRATEGIES:
-            raise RuntimeError(f"forget strategy '{name}' registered twice: {STRATEGIES[name]} and {cls}")
-        cls.name = name
-        STRATEGIES[name] = cls
-        return cls
-
-    return wrap
+STRATEGIES = Registry("forget strategy", "forget.strategy")
+register = STRATEGIES.register
 
 
 def get_strategy(name: Any) -> ForgetStrategy:
-    if name not in STRATEGIES:
-        raise ConfigError("forget.strategy", name, f"one of {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]()
+    return STRATEGIES.lookup(name)()
 
 
 class ForgetStrategy(ABC):
