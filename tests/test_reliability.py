@@ -215,6 +215,7 @@ WRITERS = {
     ("models.py", "save_model"): "callers pass a temp dir: the store's work dir, or io.atomic_dir",
     ("methods/sisa.py", "SisaEnsemble.save_pretrained"): "called by save_model (above)",
     ("runtime/memory.py", "_reset_rss_peak"): "writes /proc/self/clear_refs, not a file",
+    ("bench/scaling.py", "scaling_plot"): "inside atomic_path",
 }
 WRITE_CALLS = {"write_text", "write_bytes", "to_parquet", "savez", "savez_compressed", "save_pretrained"}
 WRITE_CALLS |= {"savefig", "write_table", "dump", "to_csv", "to_json", "to_pickle", "write_bytes"}

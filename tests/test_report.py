@@ -1,4 +1,5 @@
-"""The report: mean +- std over seeds, time ratio to retrain, failed runs listed."""
+"""The report: mean, std and 95 % CI over seeds (shown as mean ± CI half-width), bold only where a
+Welch t-test says a method beats the runner-up, time ratio to retrain, failed runs listed, figures."""
 
 from __future__ import annotations
 
@@ -8,19 +9,29 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from unlearnbench.cli.report import main
 from unlearnbench.io import atomic_write_json
 from unlearnbench.report import load_runs, summarize, write_report
+from unlearnbench.report.tables import LEGEND
 
 
 def fake_run(
-    root, method: str, seed: int, test_f1: float, seconds: float, params: dict | None = None
+    root,
+    method: str,
+    seed: int,
+    test_f1: float,
+    seconds: float,
+    params: dict | None = None,
+    sections: dict | None = None,
 ) -> None:
+    """A schema-1 run; ``sections``: more results.json sections (e.g. ``forget_quality``)."""
     metrics = {s: {"accuracy": test_f1, "f1_macro": test_f1, "n": 10} for s in ("forget", "retain", "test")}
     atomic_write_json(
         root / f"{method}-{seed}" / "results.json",
         {
+            **(sections or {}),
             "schema_version": 1,
             "run": {
                 "dataset": "bbc",
@@ -55,8 +66,11 @@ def test_summary_over_seeds_and_ratio_to_retrain(tmp_path, capsys) -> None:
 
     assert main([str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "92.0 ± 2.8" in printed and "FAILED" in printed
+    assert "92.0 ± 25.4" in printed and "FAILED" in printed  # ± the 95 % CI: t(0.975, 1) * 2.8 / sqrt(2)
     on_disk = pd.read_csv(tmp_path / "results.csv").set_index("method")  # one row per method
+    assert on_disk.loc["retrain", "test_f1_macro_std"] == pytest.approx(0.028284, abs=1e-5)
+    assert on_disk.loc["retrain", "test_f1_macro_ci95"] == pytest.approx(0.254124, abs=1e-5)
+    assert on_disk.loc["retrain", "test_f1_macro_n"] == 2
     assert list(on_disk.index) == ["retrain", "deepcut"]
     assert on_disk.loc["deepcut", "ratio_to_retrain_mean"] == pytest.approx(0.1)
     assert on_disk.loc["retrain", "test_f1_macro_mean"] == pytest.approx(0.92)
@@ -212,6 +226,7 @@ def test_best_cell_per_column_is_bold_among_unlearning_methods(tmp_path) -> None
         for line in (tmp_path / "results.md").read_text().splitlines()
         if line.startswith("| bbc")
     }
+    # deepcut is better than finetune on every seed and neither varies: Welch's t = inf, p = 0
     assert "**93.0 ± 0.0**" in rows["deepcut"] and "**10.0 ± 0.0**" in rows["deepcut"]  # test F1, seconds
     assert "**" not in rows["original"] and "**" not in rows["retrain"]
     assert "**90.0" not in rows["finetune"]
@@ -255,3 +270,139 @@ def test_whole_class_runs_get_a_kept_classes_test_column(tmp_path) -> None:
     assert list(table["test F1 kept"]) == ["95.0", "85.0"]
     fake_run(tmp_path / "random", "retrain", 0, 0.9, 1.0)
     assert "test F1 kept" not in write_report([tmp_path / "random"], tmp_path / "random", plots=False)[0]
+
+
+def md_cells(path) -> dict[str, dict[str, str]]:
+    """results.md's table: per method, its cells by column label."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return {row[2]: dict(zip(rows[0], row, strict=True)) for row in rows[2:]}
+
+
+def test_ci95_is_the_half_width_of_the_t_interval_over_seeds(tmp_path) -> None:
+    for seed, f1 in enumerate([0.90, 0.94]):
+        fake_run(tmp_path, "retrain", seed, f1, 10.0)
+    for seed, f1 in enumerate([0.80, 0.82, 0.87]):
+        fake_run(tmp_path, "deepcut", seed, f1, 1.0)
+    fake_run(tmp_path, "finetune", 0, 0.85, 5.0)
+    summary = summarize(load_runs([tmp_path])[0]).set_index("method")
+    two = stats.t.ppf(0.975, 1) * np.std([0.90, 0.94], ddof=1) / np.sqrt(2)
+    three = stats.t.ppf(0.975, 2) * np.std([0.80, 0.82, 0.87], ddof=1) / np.sqrt(3)
+    assert summary.loc["retrain", "test_f1_ci95"] == pytest.approx(two) == pytest.approx(0.254124, abs=1e-6)
+    assert summary.loc["deepcut", "test_f1_ci95"] == pytest.approx(three)
+    assert np.isnan(summary.loc["finetune", "test_f1_ci95"])  # one seed: no interval
+    assert summary.loc["finetune", "test_f1_std"] != summary.loc["finetune", "test_f1_std"]
+    assert summary.loc["retrain", "test_f1_n"] == 2 and summary.loc["deepcut", "test_f1_n"] == 3
+    write_report([tmp_path], tmp_path, plots=False)
+    cells = md_cells(tmp_path / "results.md")
+    assert cells["retrain"]["test F1"] == f"92.0 ± {100 * two:.1f}" == "92.0 ± 25.4"
+    assert cells["deepcut"]["test F1"] == f"83.0 ± {100 * three:.1f}"
+    assert cells["finetune"]["test F1"] == "85.0"  # the mean alone
+    assert LEGEND.startswith("± is the half-width of the 95 % t-interval over seeds")
+    assert "Welch t-test" in LEGEND and "p < 0.05" in LEGEND
+    assert LEGEND in (tmp_path / "results.md").read_text().splitlines()
+
+
+def _seeds(root, method: str, f1s: list[float], seconds: float) -> None:
+    for seed, f1 in enumerate(f1s):
+        fake_run(root, method, seed, f1, seconds)
+
+
+def test_bold_needs_a_significant_win_over_the_runner_up(tmp_path) -> None:
+    wide, hair, tie = tmp_path / "wide", tmp_path / "hair", tmp_path / "tie"
+    for root in (wide, hair, tie):
+        _seeds(root, "original", [0.99, 0.99, 0.98], 0.0)  # yardsticks: never ranked
+        _seeds(root, "retrain", [0.97, 0.98, 0.99], 100.0)
+    _seeds(wide, "deepcut", [0.93, 0.94, 0.95], 10.0)  # better on every seed, by far
+    _seeds(wide, "finetune", [0.80, 0.81, 0.83], 10.0)
+    _seeds(wide, "gradient_ascent", [0.70, 0.72, 0.71], 10.0)
+    _seeds(hair, "deepcut", [0.90, 0.93, 0.96], 10.0)  # the best mean, by a hair: p = 0.44
+    _seeds(hair, "finetune", [0.91, 0.92, 0.95], 10.0)
+    _seeds(hair, "gradient_ascent", [0.70, 0.72, 0.71], 10.0)
+    _seeds(tie, "deepcut", [0.90, 0.92, 0.94], 10.0)  # tied for the best
+    _seeds(tie, "finetune", [0.94, 0.92, 0.90], 10.0)
+    _seeds(tie, "gradient_ascent", [0.70, 0.72, 0.71], 10.0)
+    for root in (wide, hair, tie):
+        write_report([root], root, plots=False)
+    cells = md_cells(wide / "results.md")
+    assert cells["deepcut"]["test F1"] == "**94.0 ± 2.5**"  # t(0.975, 2) * 1.0 / sqrt(3) = 2.5
+    assert cells["finetune"]["test F1"] == "81.3 ± 3.8" and "**" not in cells["gradient_ascent"]["test F1"]
+    assert "**" not in cells["original"]["test F1"] and "**" not in cells["retrain"]["test F1"]
+    assert "**" not in cells["deepcut"]["unlearn s"]  # the same seconds: a tie
+    assert r"\textbf{94.0 $\pm$ 2.5}" in (wide / "results.tex").read_text()
+    for root in (hair, tie):
+        text = (root / "results.md").read_text()
+        assert "**" not in text.split(LEGEND)[0], root.name  # no cell bold
+        assert r"\textbf" not in (root / "results.tex").read_text()
+
+
+def test_single_seed_groups_have_no_bold_and_no_plus_minus(tmp_path) -> None:
+    fake_run(tmp_path, "retrain", 0, 0.97, 100.0)
+    fake_run(tmp_path, "deepcut", 0, 0.95, 1.0)
+    fake_run(tmp_path, "finetune", 0, 0.50, 50.0)  # far worse, but one seed proves nothing
+    table, _ = write_report([tmp_path], tmp_path, plots=False)
+    assert list(table["test F1"]) == ["97.0", "50.0", "95.0"]  # retrain, finetune, deepcut
+    table_text = (tmp_path / "results.md").read_text().split(LEGEND)[0]
+    assert "±" not in table_text and "**" not in table_text
+    assert r"\textbf" not in (tmp_path / "results.tex").read_text()
+
+
+def test_forget_quality_figure_is_drawn_only_when_the_runs_have_scores(tmp_path) -> None:
+    import dataclasses
+
+    from unlearnbench.evaluation import SECTIONS, section
+
+    def flat(record: dict) -> dict[str, float]:  # the flat columns the report reads
+        return {
+            "fq_score": record["score"],
+            "fq_final_score": record["final_score"],
+            "fq_ulira_auc": record["ulira_auc"],
+        }
+
+    registered = SECTIONS.get("forget_quality")  # the evaluation's own, once it registers one
+    if registered is None:
+        section("forget_quality", flatten=flat)(lambda inputs: None)
+    else:  # its columns, this record's flat columns
+        SECTIONS["forget_quality"] = dataclasses.replace(registered, flatten=flat)
+    try:
+        for seed in (0, 1, 2):
+            for method, fq, f1 in (
+                ("original", 0.02, 0.95),
+                ("retrain", 0.95, 0.93),
+                ("finetune", 0.20, 0.92),
+                ("deepcut", 0.60, 0.90),
+            ):
+                score = fq + seed / 50
+                record = {"score": score, "final_score": score * 0.95, "ulira_auc": 1 - score / 2}
+                fake_run(
+                    tmp_path / "fq", method, seed, f1 + seed / 100, 1.0, sections={"forget_quality": record}
+                )
+        write_report([tmp_path / "fq"], tmp_path / "fq-report", plots=True)
+        summary = pd.read_csv(tmp_path / "fq-report" / "results.csv").set_index("method")
+        assert summary.loc["deepcut", "fq_score_mean"] == pytest.approx(0.62)
+        assert summary.loc["deepcut", "fq_score_ci95"] == pytest.approx(
+            stats.t.ppf(0.975, 2) * 0.02 / np.sqrt(3)
+        )
+        assert summary.loc["deepcut", "fq_ulira_auc_mean"] == pytest.approx(0.69)
+        figure = tmp_path / "fq-report" / "forget_quality_bbc_m.png"
+        assert figure.stat().st_size > 10_000
+        assert (tmp_path / "fq-report" / "tradeoff_bbc_m.png").exists()
+
+        for seed in (0, 1):  # a forget_quality section without a score: no figure
+            for method in ("retrain", "deepcut"):
+                record = {"score": None, "final_score": None, "ulira_auc": None}
+                fake_run(tmp_path / "none", method, seed, 0.9, 1.0, sections={"forget_quality": record})
+        write_report([tmp_path / "none"], tmp_path / "none-report", plots=True)
+        assert not list((tmp_path / "none-report").glob("forget_quality_*.png"))
+        assert (tmp_path / "none-report" / "tradeoff_bbc_m.png").exists()
+    finally:
+        if registered is None:
+            SECTIONS.pop("forget_quality")
+        else:
+            SECTIONS["forget_quality"] = registered
+    for seed in (0, 1):  # no forget_quality section at all: no figure, no error
+        fake_run(tmp_path / "plain", "retrain", seed, 0.9, 1.0)
+        fake_run(tmp_path / "plain", "deepcut", seed, 0.8, 1.0)
+    write_report([tmp_path / "plain"], tmp_path / "plain-report", plots=True)
+    pngs = sorted(p.name for p in (tmp_path / "plain-report").glob("*.png"))
+    assert pngs == ["tradeoff_bbc_m.png"]

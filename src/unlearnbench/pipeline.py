@@ -76,6 +76,8 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
             k: forget.get(k) for k in ("strategy", "ratio", "class_name", "path", "tag") if k in forget
         },
         "seed": int(cfg.seed),
+        "train_seed": int(cfg.seed if cfg.get("train_seed") is None else cfg.train_seed),
+        "unlearn_seed": int(cfg.seed if cfg.get("unlearn_seed") is None else cfg.unlearn_seed),
         "experiment": cfg.get("experiment_name"),
     }
 
@@ -84,6 +86,10 @@ def prepare(cfg: DictConfig) -> tuple[type[Method], Any, UnlearnDataModule]:
     """Everything that can fail on bad input, done before any training."""
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise ConfigError("seed", cfg.seed, "an integer")
+    for key in ("train_seed", "unlearn_seed"):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(key, value, "an integer, or null for the value of seed")
     method_cls = method_class(cfg.method)
     params = method_cls.parse_params(cfg.method)
     train_recipe(cfg)

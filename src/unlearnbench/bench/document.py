@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
+from unlearnbench.io import atomic_write_text
+
 BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
 SECTIONS = ("g", "a", "a_tiny", "b", "c", "d", "s", "e")  # in the document's order
 PLUMBING = ("--out", "--json", "--cache")  # where a run writes, not what it measures
@@ -44,7 +46,7 @@ def write_doc(path: Path, block: str) -> None:
         text = f"{text.rstrip()}\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    path.write_text(f"{head}{BEGIN}\n{block.strip()}\n{END}{tail}")
+    atomic_write_text(path, f"{head}{BEGIN}\n{block.strip()}\n{END}{tail}")
 
 
 def merge(figs: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from unlearnbench.bench.retrain import unlearn_vs_retrain
 from unlearnbench.bench.scaling import scaling, scaling_plot
 from unlearnbench.bench.stop_check import stop_check_cost
 from unlearnbench.bench.throughput import throughput
-from unlearnbench.io import package_versions
+from unlearnbench.io import atomic_write_text, package_versions
 
 
 class Machine(TypedDict):
@@ -115,7 +115,7 @@ def measure(opts: Options) -> dict[str, Any]:
     def save(**partial: Any) -> None:  # after every section, and within a long one: a run stopped later
         if opts.json:  # keeps what it measured
             figures = {**fig, **partial, "seconds": timings}
-            Path(opts.json).write_text(json.dumps(figures, indent=1, default=str))
+            atomic_write_text(opts.json, json.dumps(figures, indent=1, default=str))
 
     def section(key: str, fn: Callable[[], Any]) -> Any:
         t = time.perf_counter()

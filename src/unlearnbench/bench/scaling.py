@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from unlearnbench import pipeline
 from unlearnbench.bench.common import compose_cfg, median
+from unlearnbench.io import atomic_path
 
 
 class ScalingPoint(TypedDict):
@@ -101,5 +102,6 @@ def scaling_plot(scale: ScalingRecord, path: Path) -> None:
     axes[1].set_ylim(0, 1.2 * max(r["seconds"] for r in f))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)

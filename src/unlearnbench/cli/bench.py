@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from unlearnbench.io import atomic_write_text
+
 for _key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_key, "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -100,7 +102,7 @@ def profile_main(argv: Sequence[str] | None = None) -> None:
         result = step_profile.profile_step(
             args.overrides, args.steps, args.warmup, args.repeats, args.profile_steps, args.top
         )
-    Path(args.out).write_text(step_profile.render_profile(result))
+    atomic_write_text(args.out, step_profile.render_profile(result))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -1,4 +1,4 @@
-"""The ``unlearnbench-report`` command: run or sweep dirs -> one table, mean ± std over seeds.
+"""The ``unlearnbench-report`` command: run or sweep dirs -> one table, mean ± 95 % CI over seeds.
 
     unlearnbench-report outputs/main [more dirs...] [--out DIR] [--no-plots] [--wandb PROJECT]
     unlearnbench-report outputs/main --doc docs/main.md   # the table as a document, with its provenance
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes = (
             "\nScores in percent; `gap F1 forget` = |forget F1 - retrain's|; `MIA AUC`: the loss "
             "attack, forget vs test; `JS forget`: Jensen-Shannon divergence to the retrained model on "
-            "D_f; bold: the best unlearning method of the column (docs/results-schema.md).\n"
+            "D_f (docs/results-schema.md).\n"
         )
         write_markdown_doc(args.dirs, args.doc, header, notes)
         print(f"document: {args.doc}")

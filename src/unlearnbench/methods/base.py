@@ -112,6 +112,6 @@ class UnlearningMethod(Method, TrainingModule):
         return cls(ctx.original().model, params, ctx.data).fit(ctx)
 
     def fit(self, ctx: RunContext) -> UnlearnOutcome:
-        loader = self.train_loader(ctx.seed)
-        stats = ctx.fit(self, loader, callbacks=self.callbacks())
+        loader = self.train_loader(ctx.unlearn_seed)
+        stats = ctx.fit(self, loader, callbacks=self.callbacks(), seed=ctx.unlearn_seed)
         return UnlearnOutcome(self.model, stats, self.info())

@@ -252,8 +252,10 @@ class Sisa(Procedure):
         return ctx.model_spec("sisa", ids, params, detail={**params.layout(), "shard": k, "slice": sl})
 
     @staticmethod
-    def legacy_key(ctx: RunContext, params: SisaParams, k: int, sl: int, ids: list[list[str]]) -> str:
+    def legacy_key(ctx: RunContext, params: SisaParams, k: int, sl: int, ids: list[list[str]]) -> str | None:
         """The key checkpoint (k, sl) had before specs existed (see runtime.legacy)."""
+        if not ctx.legacy_keys:
+            return None
         return legacy.sisa_key(ctx.cfg, process_info().world_size, params, params.layout(), k, sl, ids)
 
     @classmethod
@@ -263,7 +265,7 @@ class Sisa(Procedure):
         """The shard models of SISA trained on ``indices``: from the store where their data is known,
         trained (and stored) otherwise. ``reuse``: models already in memory, taken by store key."""
         all_ids = ctx.data.records.ids
-        plan = partition(indices, all_ids, ctx.seed, params.shards, params.slices)
+        plan = partition(indices, all_ids, ctx.train_seed, params.shards, params.slices)
         out = ShardModels({}, {}, {}, {}, plan)
         for k, shard in enumerate(plan):
             ids = [sorted(all_ids[int(i)] for i in part) for part in shard]
@@ -294,7 +296,7 @@ class Sisa(Procedure):
         k: int,
         sl: int,
         specs: list[ModelSpec],
-        olds: list[str],
+        olds: list[str | None],
         shard: list[np.ndarray],
         out: ShardModels,
     ) -> nn.Module | None:
@@ -309,7 +311,7 @@ class Sisa(Procedure):
 
         def train(work_dir: Path):
             start = cls._checkpoint(ctx, params, k, sl - 1, specs, olds, shard, out)
-            loader_seed = int(stable_hash([ctx.seed, k, sl], 8), 16)
+            loader_seed = int(stable_hash([ctx.train_seed, k, sl], 8), 16)
             model, meta = ctx.fine_tune(indices, params, work_dir, start=start, loader_seed=loader_seed)
             out.status[k, sl] = "trained"
             return model, {**meta, "samples": len(indices), "shard": k, "slice": sl}

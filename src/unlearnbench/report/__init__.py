@@ -1,4 +1,4 @@
-"""The report: run dirs gathered into tables (mean ± std over seeds; csv, markdown, LaTeX) and
+"""The report: run dirs gathered into tables (mean ± 95 % CI over seeds; csv, markdown, LaTeX) and
 figures (PNG); ``unlearnbench-report`` and every ``-m`` sweep write it."""
 
 from unlearnbench.report.tables import load_runs, summarize, write_markdown_doc, write_report

@@ -3,9 +3,16 @@
 - ``embeddings_<dataset>_<model>_<forget>.png``: a 2-D PCA map of the [CLS] embeddings of the
   original model (before) and of each method's model (after), forget samples highlighted;
 - ``tradeoff_<dataset>_<model>.png``: forgetting (forget-F1 gap to retraining) against utility
-  (test F1), one point per method, error bars over seeds, one panel per forget set;
+  (test F1), one point per method, one panel per forget set;
+- ``forget_quality_<dataset>_<model>.png``: forget quality (``fq_score``) against utility (test F1,
+  or after whole-class forgetting the test F1 of the kept classes), one point per method, the
+  retrained model's marked as the reference, one panel per forget set (only when the runs hold a
+  ``forget_quality`` section);
 - ``vs_forget_ratio_<dataset>_<model>.png``: metrics against the random forget ratio, one line per
   method (only when the runs hold several ratios).
+
+Every point is a mean over seeds and every error bar the half-width of its 95 % t-interval (the
+summary's ``<col>_ci95``, as in the table; none with one seed), not the std.
 """
 
 from __future__ import annotations
@@ -138,9 +145,14 @@ def plot_embeddings(frame: pd.DataFrame, out_dir: Path, methods: list[str]) -> l
     return written
 
 
+def _ci(row: pd.Series, column: str) -> float:
+    """The half-width of the 95 % t-interval of ``column``'s mean in a summary row (0 if none)."""
+    return float(np.nan_to_num(row.get(f"{column}_ci95", 0.0)))
+
+
 # ---------------------------------------------------------------------- trade-off
 def plot_tradeoff(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """x: forget-F1 gap to retraining (0 = as forgotten as retraining), y: test F1; mean +- std."""
+    """x: forget-F1 gap to retraining (0 = as forgotten as retraining), y: test F1; mean ± 95 % CI."""
     needed = {"forget_f1_gap_mean", "test_f1_mean"}
     if not needed <= set(summary.columns):
         return []
@@ -155,8 +167,8 @@ def plot_tradeoff(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.errorbar(
                     r.forget_f1_gap_mean,
                     r.test_f1_mean,
-                    xerr=np.nan_to_num(r.get("forget_f1_gap_std", 0.0)),
-                    yerr=np.nan_to_num(r.get("test_f1_std", 0.0)),
+                    xerr=_ci(r, "forget_f1_gap"),
+                    yerr=_ci(r, "test_f1"),
                     fmt=markers[i % len(markers)],
                     capsize=3,
                     label=_label(r.method, r.variant),
@@ -171,9 +183,74 @@ def plot_tradeoff(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     return written
 
 
+# ---------------------------------------------------------------------- forget quality
+REFERENCE = "retrain"  # the method every forget-quality point is compared with
+
+
+def _utility(rows: pd.DataFrame) -> tuple[str, str]:
+    """The utility column of a panel: the kept classes' test F1 after whole-class forgetting."""
+    if "test_kept_f1_mean" in rows and rows.test_kept_f1_mean.notna().any():
+        return "test_kept_f1", "test F1 of the kept classes"
+    return "test_f1", "test F1"
+
+
+def plot_forget_quality(summary: pd.DataFrame, out_dir: Path, methods: list[str]) -> list[Path]:
+    """x: forget quality (``fq_score``), y: utility (:func:`_utility`), one point per method
+    (variant), mean ± 95 % CI on both axes; the retrained model's point is the reference (a star,
+    and dotted lines through it; only the line of its utility if it has no score). Nothing when no
+    run has a forget-quality score."""
+    if "fq_score_mean" not in summary.columns or not summary.fq_score_mean.notna().any():
+        return []
+    written = []
+    for (dataset, model), rows in summary.groupby(["dataset", "model"], sort=False):
+        forgets = list(dict.fromkeys(rows.forget[rows.fq_score_mean.notna()]))
+        if not forgets:
+            continue
+        ordered = _order(rows, methods)
+        labels = list(dict.fromkeys(map(_label, ordered.method, ordered.variant)))
+        colors = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
+        markers = "osD^vP*Xh<>p"
+        fig, axes = plt.subplots(1, len(forgets), figsize=(5.0 * len(forgets), 4.2), squeeze=False)
+        for ax, forget in zip(axes[0], forgets, strict=True):
+            part = _order(rows[rows.forget == forget], methods)
+            utility, ylabel = _utility(part)
+            for _, r in part.iterrows():
+                x, y = r.fq_score_mean, r.get(f"{utility}_mean", np.nan)
+                label = _label(r.method, r.variant)
+                reference = r.method == REFERENCE
+                if reference and pd.notna(y):  # labelled when it stands for the point
+                    line = f"{label} utility (reference)" if pd.isna(x) else "_nolegend_"
+                    ax.axhline(y, color="grey", ls=":", lw=1, label=line)
+                if reference and pd.notna(x):
+                    ax.axvline(x, color="grey", ls=":", lw=1)
+                if pd.isna(x) or pd.isna(y):
+                    continue
+                ax.errorbar(
+                    x,
+                    y,
+                    xerr=_ci(r, "fq_score"),
+                    yerr=_ci(r, utility),
+                    fmt="*" if reference else markers[labels.index(label) % len(markers)],
+                    markersize=13 if reference else 7,
+                    color="black" if reference else colors[label],
+                    capsize=3,
+                    label=f"{label} (reference)" if reference else label,
+                )
+            ax.set_xlabel("forget quality (fq_score)")
+            ax.set_ylabel(ylabel)
+            ax.set_title(str(forget), fontsize=10)
+            ax.grid(alpha=0.3)
+        fig.suptitle(
+            f"Forget quality vs utility: {dataset} / {model} (mean ± 95 % CI over seeds)", fontsize=11
+        )
+        _legend_below(fig, axes[0])
+        written.append(_save(fig, out_dir / f"forget_quality_{_slug(dataset, model)}.png"))
+    return written
+
+
 # ---------------------------------------------------------------------- vs forget ratio
 def plot_vs_ratio(summary: pd.DataFrame, out_dir: Path, methods: list[str]) -> list[Path]:
-    """Each metric against the random forget ratio, one line per method (variant), mean +- std."""
+    """Each metric against the random forget ratio, one line per method (variant), mean ± 95 % CI."""
     if "forget_ratio_mean" not in summary.columns:
         return []
     written = []
@@ -194,7 +271,7 @@ def plot_vs_ratio(summary: pd.DataFrame, out_dir: Path, methods: list[str]) -> l
                 ax.errorbar(
                     line.forget_ratio_mean,
                     line[f"{metric}_mean"],
-                    yerr=np.nan_to_num(line.get(f"{metric}_std", pd.Series(0.0, index=line.index))),
+                    yerr=np.nan_to_num(line.get(f"{metric}_ci95", pd.Series(0.0, index=line.index))),
                     marker="o",
                     capsize=3,
                     label=_label(method, variant),
@@ -219,6 +296,7 @@ def write_plots(
     for name, make in (
         ("embedding map", lambda: plot_embeddings(frame, out_dir, methods)),
         ("trade-off", lambda: plot_tradeoff(summary, out_dir)),
+        ("forget-quality figure", lambda: plot_forget_quality(summary, out_dir, methods)),
         ("forget-ratio lines", lambda: plot_vs_ratio(summary, out_dir, methods)),
     ):
         try:

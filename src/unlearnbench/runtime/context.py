@@ -69,7 +69,26 @@ class RunContext:
 
     @property
     def seed(self) -> int:
+        """The run's seed: it picks the split and the forget set."""
         return int(self.cfg.seed)
+
+    @property
+    def train_seed(self) -> int:
+        """The seed of every fine-tuning (head init, batch order, dropout): ``train_seed``, else
+        ``seed``. Models that differ only in it form a pool (``eval.pool``)."""
+        value = self.cfg.get("train_seed")
+        return self.seed if value is None else int(value)
+
+    @property
+    def unlearn_seed(self) -> int:
+        """The seed of the unlearning step (batch order, dropout, draws): ``unlearn_seed``, else ``seed``."""
+        value = self.cfg.get("unlearn_seed")
+        return self.seed if value is None else int(value)
+
+    @property
+    def legacy_keys(self) -> bool:
+        """Models stored before specs existed were all trained with the run's seed."""
+        return self.train_seed == self.seed
 
     @property
     def recipe(self) -> Recipe:
@@ -82,9 +101,11 @@ class RunContext:
         loader: DataLoader,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         log_dir: Path | None = None,
+        seed: int | None = None,
     ) -> FitStats:
         """Fit ``module`` with this run's trainer, logger and checkpoint settings (see
-        :func:`~unlearnbench.runtime.fit.fit`), in ``log_dir`` (default: the run dir)."""
+        :func:`~unlearnbench.runtime.fit.fit`), in ``log_dir`` (default: the run dir), seeded by
+        ``seed`` (default: the training seed)."""
         logger = self.cfg.get("logger")
         return fit(
             module,
@@ -92,14 +113,14 @@ class RunContext:
             trainer_cfg=OmegaConf.to_container(self.cfg.trainer, resolve=True),
             logger_cfg=OmegaConf.to_container(logger, resolve=True) if logger else None,
             log_dir=log_dir or self.run_dir,
-            seed=self.seed,
+            seed=self.train_seed if seed is None else seed,
             checkpoint_every=int(self.cfg.get("checkpoint", {}).get("every_n_steps") or 0),
             callbacks=callbacks,
         )
 
     def pretrained(self) -> nn.Module:
         """A fresh copy of the pretrained model with a new head (the start of every fine-tuning)."""
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.train_seed)
         return build_pretrained(
             self.cfg.model,
             self.data.num_labels,
@@ -118,10 +139,10 @@ class RunContext:
     ) -> tuple[nn.Module, dict[str, Any]]:
         """``start`` (default: the pretrained model) fine-tuned on the samples ``indices``, and the
         store metadata of that training (its fit, its peak memory). ``loader_seed`` (default: the
-        run's seed) orders the batches."""
+        training seed) orders the batches."""
         with PeakMemory() as memory:
             module = SupervisedFit(self.pretrained() if start is None else start, recipe)
-            seed = self.seed if loader_seed is None else loader_seed
+            seed = self.train_seed if loader_seed is None else loader_seed
             loader = self.data.index_loader(indices, recipe.batch_size, seed)
             stats = self.fit(module, loader, log_dir=log_dir)
         return module.model, {"fit": asdict(stats), "memory": memory.as_dict()}
@@ -162,7 +183,7 @@ class RunContext:
             base=self.base_spec(),
             recipe=recipe.spec() if recipe is not None else None,
             samples=ids_digest(samples),
-            seed=self.seed,
+            seed=self.train_seed,
             precision=str(self.cfg.trainer.get("precision")),
             processes=process_info().world_size,
             detail=detail or {},
@@ -179,14 +200,14 @@ class RunContext:
             if checkpoint is not None:
                 digest = checkpoint_digest(checkpoint)
                 spec = self.model_spec("original", f"checkpoint:{digest}", None)
-                old = legacy.original_key(self.cfg, world, recipe, digest)
+                old = legacy.original_key(self.cfg, world, recipe, digest) if self.legacy_keys else None
 
                 def train(work_dir: Path):
                     return load_saved(checkpoint), {"checkpoint": str(checkpoint)}
 
             else:
                 spec = self.model_spec("original", sorted(self.data.sample_ids("train")), recipe)
-                old = legacy.original_key(self.cfg, world, recipe, None)
+                old = legacy.original_key(self.cfg, world, recipe, None) if self.legacy_keys else None
 
                 def train(work_dir: Path):
                     return self.fine_tune(self.data.splits.train, recipe, work_dir)
@@ -206,7 +227,11 @@ class RunContext:
     def retrained(self, recipe: Recipe) -> StoreEntry:
         """The pretrained model fine-tuned on D_r only with ``recipe``: the exact unlearning of this
         forget set, stored per spec."""
-        old = legacy.retrain_key(self.cfg, process_info().world_size, recipe, self.data.sample_ids("forget"))
+        old = None
+        if self.legacy_keys:
+            old = legacy.retrain_key(
+                self.cfg, process_info().world_size, recipe, self.data.sample_ids("forget")
+            )
         return self.store.get_or_train(
             self.retrained_spec(recipe),
             lambda d: self.fine_tune(self.data.splits.retain, recipe, d),
