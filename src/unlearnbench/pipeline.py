@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class
@@ -24,19 +25,23 @@ from unlearnbench.data import UnlearnDataModule
 from unlearnbench.distributed import is_main_process, launch, needs_launch, process_group, process_info
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation import EvalOptions, evaluate_run
-from unlearnbench.io import atomic_dir, atomic_write_json, json_ready, package_versions
+from unlearnbench.io import atomic_dir, atomic_path, atomic_write_json, json_ready, package_versions
 from unlearnbench.methods import METHODS, Method, get_method
 from unlearnbench.models import check_checkpoint, check_model_config, load_tokenizer, save_model
+from unlearnbench.pools import PoolBuilder, PoolOptions
 from unlearnbench.results import (
     EMBEDDINGS_FILE,
     FORGET_IDS_FILE,
+    MEMORIZATION_FILE,
     MODEL_DIR,
     PREDICTIONS_FILE,
+    QUALITY_FILE,
     RESULTS_FILE,
     SCHEMA_VERSION,
 )
 from unlearnbench.runtime import ModelStore, RunContext, train_recipe
 from unlearnbench.runtime.fit import compile_option
+from unlearnbench.runtime.memorization import memorization_scores
 from unlearnbench.runtime.memory import PeakMemory
 from unlearnbench.runtime.tracking import log_results, tracked_run
 
@@ -66,15 +71,43 @@ def method_class(method_cfg: DictConfig) -> type[Method]:
     return cls
 
 
+FORGET_IDENTITY = (
+    "strategy",
+    "ratio",
+    "class_name",
+    "path",
+    "level",
+    "classes",
+    "target",
+    "identified",
+    "tag",
+)
+
+
+def pool_options(cfg: DictConfig) -> PoolOptions:
+    """``eval.pool``: N members per pool (0: off), whether this run gathers them, the retain sample."""
+    try:
+        opts = PoolOptions.from_cfg(cfg.eval.get("pool"))
+    except TypeError as exc:
+        raise ConfigError(
+            "eval.pool",
+            OmegaConf.to_container(cfg.eval.get("pool")),
+            f"keys size, gather, retain_max_samples ({exc})",
+        ) from None
+    if not isinstance(opts.size, int) or isinstance(opts.size, bool) or opts.size < 0 or opts.size == 1:
+        raise ConfigError("eval.pool.size", opts.size, "0 (no pools) or a number of models >= 2")
+    if not isinstance(opts.gather, bool):
+        raise ConfigError("eval.pool.gather", opts.gather, "true or false")
+    return opts
+
+
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
     forget = OmegaConf.to_container(cfg.forget, resolve=True)
     return {
         "dataset": cfg.data.name,
         "model": cfg.model.name,
         "method": cfg.method.name,
-        "forget": {
-            k: forget.get(k) for k in ("strategy", "ratio", "class_name", "path", "tag") if k in forget
-        },
+        "forget": {k: forget.get(k) for k in FORGET_IDENTITY if k in forget},
         "seed": int(cfg.seed),
         "train_seed": int(cfg.seed if cfg.get("train_seed") is None else cfg.train_seed),
         "unlearn_seed": int(cfg.seed if cfg.get("unlearn_seed") is None else cfg.unlearn_seed),
@@ -95,6 +128,7 @@ def prepare(cfg: DictConfig) -> tuple[type[Method], Any, UnlearnDataModule]:
     train_recipe(cfg)
     compile_option(cfg.trainer)
     EvalOptions.from_cfg(OmegaConf.to_container(cfg.eval, resolve=True))
+    pool_options(cfg)
     check_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model)
     data = UnlearnDataModule(
@@ -106,6 +140,10 @@ def prepare(cfg: DictConfig) -> tuple[type[Method], Any, UnlearnDataModule]:
         eval_batch_size=int(cfg.eval.batch_size),
     )
     data.setup()
+    if data.needs_forget_scores:  # forget=memorized: scores from cheap models first, then D_f
+        ctx = RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), Path(cfg.paths.cache_dir))
+        data.memorization = memorization_scores(ctx, cfg.forget)
+        data.resolve_forget(data.memorization[0])
     if cfg.model.get("checkpoint") is not None:
         check_checkpoint(cfg.model.checkpoint, data.num_labels, len(tokenizer))
     method_cls.check_data(params, data)
@@ -140,6 +178,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if main:
         clear_outputs(run_dir)
         atomic_write_json(run_dir / FORGET_IDS_FILE, data.sample_ids("forget"))
+        if data.memorization is not None:
+            write_memorization(run_dir / MEMORIZATION_FILE, data)
     with tracked_run(cfg, run_dir) if main else nullcontext() as tracker:
         results = _unlearn_and_evaluate(cfg, run_dir, method_cls, params, data, t_start)
         log_results(tracker, results)
@@ -166,13 +206,20 @@ def _unlearn_and_evaluate(
     )
     with PeakMemory() as memory:
         outcome = method_cls.run(ctx, params)
+    pools, pool_opts = None, pool_options(cfg)
+    if pool_opts.size > 0:  # the other members of the method's pool and the retrained pool
+        builder = PoolBuilder(ctx, method_cls, params, pool_opts)
+        if pool_opts.gather:
+            pools = builder.gather(outcome)
+        else:
+            builder.add_own(outcome)
     if process_info().world_size > 1:
         if cfg.eval.reference:
             ctx.reference_retrained()  # trained by all ranks together if missing; evaluated by rank 0
         if not main:
             return {}
     t_eval = time.perf_counter()
-    evaluation = evaluate_run(ctx, outcome, run_dir, memory.as_dict())
+    evaluation = evaluate_run(ctx, outcome, run_dir, memory.as_dict(), pools)
     eval_seconds = time.perf_counter() - t_eval
     if cfg.get("save_model"):
         with atomic_dir(run_dir / MODEL_DIR) as tmp:
@@ -214,9 +261,33 @@ def _score(metrics: dict[str, Any], split: str) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def write_memorization(path: Path, data: UnlearnDataModule) -> None:
+    """memorization.parquet: every training sample's memorization score and whether it is in D_f."""
+    import pandas as pd
+
+    scores = data.memorization[0]
+    frame = pd.DataFrame(
+        {
+            "sample_id": data.sample_ids("train"),
+            "index": data.train_indices,
+            "score": scores,
+            "forget": np.isin(data.train_indices, data.splits.forget),
+        }
+    )
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
 def clear_outputs(run_dir: Path) -> None:
     """Remove what an earlier attempt in this dir wrote: results.json first, so that until this run
     writes its own, no reader pairs an old results.json with this run's other files."""
-    for name in (RESULTS_FILE, PREDICTIONS_FILE, EMBEDDINGS_FILE, FORGET_IDS_FILE):
+    for name in (
+        RESULTS_FILE,
+        PREDICTIONS_FILE,
+        EMBEDDINGS_FILE,
+        FORGET_IDS_FILE,
+        MEMORIZATION_FILE,
+        QUALITY_FILE,
+    ):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)

@@ -15,6 +15,8 @@ ERROR_FILE = "error.json"
 FORGET_IDS_FILE = "forget_ids.json"
 PREDICTIONS_FILE = "predictions.parquet"
 EMBEDDINGS_FILE = "embeddings.npz"
+MEMORIZATION_FILE = "memorization.parquet"  # forget=memorized: every training sample's score
+QUALITY_FILE = "forget_quality.npz"  # eval.pool: the per-example values of forget quality
 MODEL_DIR = "model"
 # The sections every finished run has (the others may be null when switched off).
 RESULTS_SECTIONS = ("run", "sizes", "metrics", "cost", "timing", "original", "versions")

@@ -6,6 +6,8 @@ are encoded and batched.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from unlearnbench.data.loaders import (
     TokenizedSubset,
 )
 from unlearnbench.data.sources import load_source
-from unlearnbench.data.splits import Splits, make_splits
+from unlearnbench.data.splits import DataPlan, Splits, plan_data
 from unlearnbench.data.tokenize import encode_cached
 from unlearnbench.distributed import process_info
 from unlearnbench.errors import ConfigError
@@ -53,44 +55,119 @@ class UnlearnDataModule(L.LightningDataModule):
         self.label_all_subwords = data_cfg.get("label_all_subwords", False)
         if not isinstance(self.label_all_subwords, bool):
             raise ConfigError("data.label_all_subwords", self.label_all_subwords, "true or false")
-        self.records: Dataset | None = None
+        self.records: Dataset | None = None  # as the original is trained on them
+        self.plan: DataPlan | None = None
         self.splits: Splits | None = None
         self.columns: dict[str, list[np.ndarray]] = {}
+        self.probe_columns: dict[str, list[np.ndarray]] = {}
         self.collate = Collator(self.task, tokenizer.pad_token_id or 0)
+        self._fingerprint: str | None = None
+        # forget=memorized: the score of every training sample and how it was made (set by the pipeline)
+        self.memorization: tuple[np.ndarray, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str | None = None) -> None:
         if self.records is not None:
             return
-        self.records = load_source({**self.data_cfg, "cache_dir": str(self.cache_dir)})
-        self.splits = make_splits(self.records, self.data_cfg, self.forget_cfg, self.seed)
+        clean = load_source({**self.data_cfg, "cache_dir": str(self.cache_dir)})
+        self.plan = plan_data(clean, self.data_cfg, self.forget_cfg, self.seed)
+        self.records, self.splits = self.plan.records, self.plan.splits
+        self.columns = self._encode(self.records)
+        if self.plan.probe is not None:
+            self.probe_columns = self._encode(self.plan.probe)
+
+    def _encode(self, records: Dataset) -> dict[str, list[np.ndarray]]:
         options = {"label_all_subwords": self.label_all_subwords}
-        encoded = encode_cached(
-            self.task, self.tokenizer, self.records, self.max_length, options, self.cache_dir
+        encoded = encode_cached(self.task, self.tokenizer, records, self.max_length, options, self.cache_dir)
+        return {k: [np.asarray(row, dtype=np.int64) for row in v] for k, v in encoded.items()}
+
+    @property
+    def needs_forget_scores(self) -> bool:
+        """The forget design picks D_f by a score per training sample, not given yet."""
+        return self.plan is not None and self.plan.needs_scores
+
+    def resolve_forget(self, scores: np.ndarray) -> None:
+        """D_f and D_r from one score per training sample (in the order of :attr:`train_indices`)."""
+        assert self.plan is not None, "call setup() first"
+        self.splits = self.plan.resolve(scores)
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        """The training split, known before D_f is."""
+        assert self.plan is not None, "call setup() first"
+        return self.plan.train
+
+    # ------------------------------------------------------------------ a forget design's data
+    @property
+    def clean_records(self) -> Dataset:
+        """The records as loaded, before a forget design changed any (the same as :attr:`records`
+        for designs that change nothing)."""
+        assert self.plan is not None, "call setup() first"
+        return self.plan.clean
+
+    @property
+    def manipulated(self) -> bool:
+        return self.plan is not None and self.plan.design is not None
+
+    @property
+    def design_info(self) -> dict[str, Any]:
+        return self.plan.info if self.plan is not None else {}
+
+    @property
+    def probe(self) -> Dataset | None:
+        return self.plan.probe if self.plan is not None else None
+
+    def clean_view(self) -> UnlearnDataModule:
+        """This data module on the clean records (same splits): what a model trained without the
+        forget design's changes is trained on; itself when the design changed nothing."""
+        if not self.manipulated:
+            return self
+        view = copy.copy(self)
+        view.records, view.columns, view._fingerprint = (
+            self.clean_records,
+            self._encode(self.clean_records),
+            None,
         )
-        self.columns = {k: [np.asarray(row, dtype=np.int64) for row in v] for k, v in encoded.items()}
+        view.plan = dataclasses.replace(self.plan, records=self.clean_records, design=None)
+        return view
+
+    def probe_loader(self, batch_size: int | None = None) -> DataLoader:
+        """Length-sorted batches of the design's own evaluation set (indices into it, not the dataset)."""
+        assert self.probe is not None, "this forget design has no evaluation set of its own"
+        dataset = TokenizedSubset(
+            self.task, self.probe_columns, self.probe.labels, np.arange(len(self.probe))
+        )
+        return self._sorted_loader(dataset, batch_size)
 
     # ------------------------------------------------------------------ accessors
     def _ready(self) -> tuple[Dataset, Splits]:
-        assert self.records is not None and self.splits is not None, "call setup() first"
+        assert self.records is not None, "call setup() first"
+        assert self.splits is not None, "D_f is not picked yet (resolve_forget)"
         return self.records, self.splits
 
     @property
     def num_labels(self) -> int:
-        return self._ready()[0].num_labels
+        assert self.records is not None, "call setup() first"
+        return self.records.num_labels
 
     @property
     def label_names(self) -> list[str]:
-        return list(self._ready()[0].label_names)
+        assert self.records is not None, "call setup() first"
+        return list(self.records.label_names)
 
     def fingerprint(self) -> str:
-        """A digest of the records as loaded (ids, texts or words, labels): what a model trained on
-        them depends on, whatever config produced them."""
-        return stable_hash(self._ready()[0].content(), 32)
+        """A digest of the records as the original is trained on them (ids, texts or words, labels):
+        what a model trained on them depends on, whatever config produced them."""
+        assert self.records is not None, "call setup() first"
+        if self._fingerprint is None:
+            self._fingerprint = stable_hash(self.records.content(), 32)
+        return self._fingerprint
 
     def _subset(self, indices: Sequence[int] | np.ndarray) -> TokenizedSubset:
-        data, _ = self._ready()
-        return TokenizedSubset(self.task, self.columns, data.labels, np.asarray(indices, dtype=np.int64))
+        assert self.records is not None, "call setup() first"
+        return TokenizedSubset(
+            self.task, self.columns, self.records.labels, np.asarray(indices, dtype=np.int64)
+        )
 
     def subset(self, split: str) -> TokenizedSubset:
         return self._subset(self._ready()[1][split])
@@ -116,6 +193,10 @@ class UnlearnDataModule(L.LightningDataModule):
         return self.task.held_classes(data, splits[split])
 
     def sample_ids(self, split: str) -> list[str]:
+        """The sample ids of a split (``train`` is known before D_f is)."""
+        if split == "train":
+            assert self.records is not None, "call setup() first"
+            return [self.records.ids[i] for i in self.train_indices]
         data, splits = self._ready()
         return [data.ids[i] for i in splits[split]]
 
@@ -149,6 +230,9 @@ class UnlearnDataModule(L.LightningDataModule):
         """Batches of similar length (less padding); order does not matter for metrics.
         ``indices``: these dataset indices instead of the whole split."""
         dataset = self.subset(split) if indices is None else self._subset(indices)
+        return self._sorted_loader(dataset, batch_size)
+
+    def _sorted_loader(self, dataset: TokenizedSubset, batch_size: int | None) -> DataLoader:
         order = np.argsort(dataset.lengths(), kind="stable")
         size = batch_size or self.eval_batch_size
         batches = [order[i : i + size].tolist() for i in range(0, len(order), size)]

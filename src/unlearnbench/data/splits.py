@@ -14,36 +14,118 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from unlearnbench.data.forget import check_fraction, select_forget
+from unlearnbench.data.forget import Design, check_fraction, get_strategy, select_forget
 from unlearnbench.errors import ConfigError, DataError
-from unlearnbench.tasks import Dataset
+from unlearnbench.tasks import Dataset, task_of
 
-SPLITS = ("train", "val", "test", "forget", "retain")
+SPLITS = ("train", "val", "test", "forget", "retain", "manipulated")
 
 
 @dataclass(frozen=True)
 class Splits:
     """Indices into the dataset (texts, or sentences of a token dataset); forget and retain
-    partition train."""
+    partition train. ``manipulated``: the training samples a forget design changed before the
+    original was trained (label swaps, poisoned samples): D_f is the share of them that is identified
+    (``forget.identified``); None for designs that change nothing."""
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
     forget: np.ndarray
     retain: np.ndarray
+    manipulated: np.ndarray | None = None
 
     def sizes(self) -> dict[str, int]:
-        return {name: len(getattr(self, name)) for name in ("train", "forget", "retain", "val", "test")}
+        names = ("train", "forget", "retain", "val", "test")
+        sizes = {name: len(getattr(self, name)) for name in names}
+        if self.manipulated is not None:
+            sizes["manipulated"] = len(self.manipulated)
+        return sizes
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in SPLITS:
+        if name not in SPLITS or (name == "manipulated" and self.manipulated is None):
             raise KeyError(name)
         return getattr(self, name)
+
+
+@dataclass
+class DataPlan:
+    """The data of a run as its forget design shapes it: the records the original is trained on
+    (``records``; the same object as ``clean`` unless the design changed some), the splits, an
+    evaluation set of the design's own (``probe``: triggered test samples of a backdoor), and what
+    the design did (``info``). ``splits`` is None while the design still waits for per-sample scores
+    (``forget=memorized``: :meth:`resolve`)."""
+
+    clean: Dataset
+    records: Dataset
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    forget_cfg: Mapping[str, Any]
+    seed: int
+    design: Design | None = None
+    splits: Splits | None = None
+
+    @property
+    def probe(self) -> Dataset | None:
+        return self.design.probe if self.design is not None else None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self.design.info) if self.design is not None else {}
+
+    @property
+    def needs_scores(self) -> bool:
+        return self.splits is None
+
+    def resolve(self, scores: np.ndarray | None = None) -> Splits:
+        """D_f and D_r (with the per-training-sample ``scores`` a design asks for)."""
+        manipulated = self.design.manipulated if self.design is not None else None
+        forget = select_forget(self.records, self.train, self.forget_cfg, self.seed, scores, manipulated)
+        retain = np.setdiff1d(self.train, forget, assume_unique=True)
+        if len(retain) == 0:
+            raise ConfigError(
+                "forget",
+                dict(self.forget_cfg),
+                "the forget set would take the whole training set; D_r is empty",
+            )
+        self.splits = Splits(self.train, self.val, self.test, forget, retain, manipulated)
+        return self.splits
+
+
+def plan_data(
+    data: Dataset, data_cfg: Mapping[str, Any], forget_cfg: Mapping[str, Any], seed: int
+) -> DataPlan:
+    """Split ``data`` (train / val / test, seeded and stratified), let the forget design change the
+    training samples it manipulates, and pick D_f (unless the design waits for scores)."""
+    train, val, test = split_train_val_test(data, data_cfg, seed)
+    strategy = get_strategy(forget_cfg.get("strategy"))
+    strategy.check(forget_cfg)
+    design = strategy.manipulate(
+        data, task_of(data), train, test, forget_cfg, np.random.default_rng([seed, 7927])
+    )
+    records = design.records if design is not None else data
+    plan = DataPlan(data, records, train, val, test, forget_cfg, seed, design)
+    if not strategy.needs_scores:
+        plan.resolve()
+    return plan
 
 
 def make_splits(
     data: Dataset, data_cfg: Mapping[str, Any], forget_cfg: Mapping[str, Any], seed: int
 ) -> Splits:
+    """The splits of ``data`` for a forget design that needs no scores (see :func:`plan_data`)."""
+    plan = plan_data(data, data_cfg, forget_cfg, seed)
+    if plan.splits is None:
+        raise ConfigError(
+            "forget.strategy", forget_cfg.get("strategy"), "a design that needs no model to pick D_f"
+        )
+    return plan.splits
+
+
+def split_train_val_test(
+    data: Dataset, data_cfg: Mapping[str, Any], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     val_f = check_fraction("data.val_fraction", data_cfg.get("val_fraction", 0.1), low_open=False)
     test_f = check_fraction("data.test_fraction", data_cfg.get("test_fraction", 0.2))
     if val_f + test_f >= 1.0:
@@ -55,14 +137,7 @@ def make_splits(
         train, val = _split(data, train_val, val_f / (1.0 - test_f), stratified, seed)
     else:
         train, val = train_val, np.array([], dtype=np.int64)
-    train, val, test = np.sort(train), np.sort(val), np.sort(test)
-    forget = select_forget(data, train, forget_cfg, seed)
-    retain = np.setdiff1d(train, forget, assume_unique=True)
-    if len(retain) == 0:
-        raise ConfigError(
-            "forget", dict(forget_cfg), "the forget set would take the whole training set; D_r is empty"
-        )
-    return Splits(train=train, val=val, test=test, forget=forget, retain=retain)
+    return np.sort(train), np.sort(val), np.sort(test)
 
 
 def _split(

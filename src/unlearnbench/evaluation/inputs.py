@@ -15,6 +15,7 @@ import numpy as np
 from unlearnbench.evaluation.registry import EvalOptions
 from unlearnbench.runtime import RunContext, UnlearnOutcome
 from unlearnbench.runtime.outputs import cached_outputs, outputs_path, predict, store_outputs
+from unlearnbench.runtime.pools import Pools
 from unlearnbench.runtime.store import META, trusted_entry
 from unlearnbench.tasks import Predictions
 
@@ -36,6 +37,7 @@ class EvalInputs:
     reference: Reference | None  # the retrained model on forget and test, when a section reads it
     memory: dict[str, Any]  # the unlearning step's peak memory
     run_dir: Path
+    pools: Pools | None = None  # eval.pool: the method's members and the retrained ones
 
     @property
     def task(self):

@@ -23,6 +23,9 @@ from unlearnbench.errors import ConfigError
 Compute = Callable[[Any], Any]
 
 SPLIT_ORDER = ("forget", "retain", "val", "test", "train")
+# eval.* blocks that are not a section's switch or option: eval.pool (the pools that forget quality
+# reads) is checked where the pools are built (unlearnbench.pools.PoolOptions).
+BLOCKS = ("pool",)
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class EvalOptions:
         cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
         options = {o.name: o for s in SECTIONS.values() for o in s.options}
         switches = {s.switch for s in SECTIONS.values() if s.switch and s.switch not in options}
-        known = ["splits", "batch_size", *sorted(switches), *sorted(options)]
+        known = ["splits", "batch_size", *sorted(switches), *sorted(options), *BLOCKS]
         unknown = sorted(set(cfg) - set(known))
         if unknown:
             raise ConfigError(f"eval.{unknown[0]}", cfg[unknown[0]], f"a key of {known}")

@@ -12,16 +12,22 @@ from unlearnbench.evaluation.inputs import EvalInputs, original_outputs, referen
 from unlearnbench.evaluation.registry import SECTIONS, EvalOptions
 from unlearnbench.runtime import RunContext, UnlearnOutcome
 from unlearnbench.runtime.outputs import predict
+from unlearnbench.runtime.pools import Pools
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_run(
-    ctx: RunContext, outcome: UnlearnOutcome, run_dir: str | Path, memory: dict[str, Any]
+    ctx: RunContext,
+    outcome: UnlearnOutcome,
+    run_dir: str | Path,
+    memory: dict[str, Any],
+    pools: Pools | None = None,
 ) -> dict[str, Any]:
     """Evaluate the unlearned model; write its files into ``run_dir``. Returns each registered
     section's record (None for a section switched off in ``eval``). ``memory``: the peak memory
-    of the unlearning step (:class:`~unlearnbench.runtime.memory.PeakMemory`)."""
+    of the unlearning step (:class:`~unlearnbench.runtime.memory.PeakMemory`); ``pools``: the
+    run's pools (``eval.pool``), for forget quality."""
     opts = EvalOptions.from_cfg(ctx.cfg.eval)
     data = ctx.data
     splits = opts.evaluated_splits()
@@ -31,7 +37,7 @@ def evaluate_run(
     model = ctx.on_eval_device(outcome.model)
     embeddings = opts.needs_embeddings()
     after = {s: predict(model, data.eval_loader(s), embeddings=embeddings).sorted() for s in splits}
-    inputs = EvalInputs(ctx, outcome, opts, after, None, None, memory, Path(run_dir))
+    inputs = EvalInputs(ctx, outcome, opts, after, None, None, memory, Path(run_dir), pools)
     if opts.needs_original():
         inputs.before = original_outputs(ctx, after if inputs.is_original else None)
     if opts.needs_reference():

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -87,8 +87,27 @@ class RunContext:
 
     @property
     def legacy_keys(self) -> bool:
-        """Models stored before specs existed were all trained with the run's seed."""
-        return self.train_seed == self.seed
+        """Models stored before specs existed were all trained with the run's seed, on records no
+        forget design had changed."""
+        return self.train_seed == self.seed and not self.data.manipulated
+
+    def with_seeds(self, train_seed: int | None = None, unlearn_seed: int | None = None) -> RunContext:
+        """This run with other training / unlearning seeds (a pool member): same data and store,
+        none of this context's models in memory."""
+        cfg = self.cfg.copy()
+        with open_dict(cfg):
+            if train_seed is not None:
+                cfg.train_seed = int(train_seed)
+            if unlearn_seed is not None:
+                cfg.unlearn_seed = int(unlearn_seed)
+        return RunContext(cfg, self.data, self.store, self.run_dir)
+
+    def clean(self) -> RunContext:
+        """This run on the clean records (before a forget design changed any): its ``original()``
+        is the clean model, the second reference of a label swap or a backdoor."""
+        if not self.data.manipulated:
+            return self
+        return RunContext(self.cfg, self.data.clean_view(), self.store, self.run_dir)
 
     @property
     def recipe(self) -> Recipe:
@@ -207,10 +226,11 @@ class RunContext:
 
             else:
                 spec = self.model_spec("original", sorted(self.data.sample_ids("train")), recipe)
+                train_indices = self.data.train_indices
                 old = legacy.original_key(self.cfg, world, recipe, None) if self.legacy_keys else None
 
                 def train(work_dir: Path):
-                    return self.fine_tune(self.data.splits.train, recipe, work_dir)
+                    return self.fine_tune(train_indices, recipe, work_dir)
 
             self._original = self.store.get_or_train(spec, train, legacy_key=old)
         return self._original

@@ -55,18 +55,24 @@ def predict(model: torch.nn.Module, loader: DataLoader, embeddings: bool = False
 
 
 # ---------------------------------------------------------------------- cached outputs of a model
-def outputs_path(directory: str | Path, indices: Sequence[int] | np.ndarray) -> Path:
-    """Where the outputs of a cached model on these dataset indices live (inside its cache entry)."""
-    key = stable_hash({"indices": sorted(np.asarray(indices).tolist()), "embedding": EMBEDDING}, 16)
-    return Path(directory) / f"outputs-{key}.npz"
+def outputs_path(directory: str | Path, indices: Sequence[int] | np.ndarray, tag: str | None = None) -> Path:
+    """Where the outputs of a stored model on these dataset indices live (inside its store entry).
+    ``tag`` names another set of samples than the dataset's (a forget design's own)."""
+    what: dict = {"indices": sorted(np.asarray(indices).tolist()), "embedding": EMBEDDING}
+    if tag is not None:
+        what["set"] = tag
+    return Path(directory) / f"outputs-{stable_hash(what, 16)}.npz"
 
 
 def cached_outputs(
-    directory: str | Path, indices: Sequence[int] | np.ndarray, compute: Callable[[], Predictions]
+    directory: str | Path,
+    indices: Sequence[int] | np.ndarray,
+    compute: Callable[[], Predictions],
+    tag: str | None = None,
 ) -> tuple[Predictions, bool]:
     """The outputs stored for ``indices`` in ``directory``, or ``compute()`` stored there once (file
     lock: parallel jobs compute them once). Returns them (sorted by index) and whether they were stored."""
-    path = outputs_path(directory, indices)
+    path = outputs_path(directory, indices, tag)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         stored = Predictions.load_trusted(path, indices)

@@ -78,6 +78,39 @@ class Task(ABC):
     def held_classes(self, data: Any, indices: np.ndarray) -> set[int]:
         """The classes (or tags) that the samples ``indices`` hold."""
 
+    # ------------------------------------------------------------------ manipulations (forget designs)
+    @abstractmethod
+    def class_label(self, data: Any, value: Any, key: str = "forget.class_name") -> str:
+        """The class (entity type, for token tasks) that a config value names, as its name; a
+        ConfigError on ``key`` that lists the choices when it names none."""
+
+    @abstractmethod
+    def swap_classes(self, data: Any, indices: np.ndarray, a: str, b: str) -> Any:
+        """Records where the samples ``indices`` have classes ``a`` and ``b`` exchanged (a label
+        swap), the others as they are."""
+
+    @abstractmethod
+    def backdoor_candidates(self, data: Any, indices: np.ndarray, target: str) -> np.ndarray:
+        """The samples among ``indices`` a backdoor can move to class ``target`` (not of it already)."""
+
+    @abstractmethod
+    def poison(self, data: Any, indices: np.ndarray, trigger: str, target: str) -> Any:
+        """Records where the samples ``indices`` carry ``trigger`` (as their first word) and class
+        ``target``."""
+
+    @abstractmethod
+    def triggered(self, data: Any, indices: np.ndarray, trigger: str) -> Any:
+        """New records: the samples ``indices`` with ``trigger`` as their first word, labels kept."""
+
+    @abstractmethod
+    def attack_success(self, pred: Predictions, data: Any, target: str) -> float:
+        """On triggered samples, the share moved to ``target``: samples predicted as the class, or
+        (token tasks) entity words of another type predicted with a tag of the target type."""
+
+    @abstractmethod
+    def with_labels_of(self, pred: Predictions, data: Any) -> Predictions:
+        """``pred`` with the labels of the records ``data`` (e.g. the true labels before a swap)."""
+
     def outside_label(self, data: Any) -> int | None:
         """The label that marks "no entity" (a token tag O), None where every label is a class."""
         return None

@@ -189,15 +189,13 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, f
     }
 
 
-def class_index(data: TextDataset, value: Any) -> int:
-    """The class that ``forget.class_name`` names: a label name, or its index."""
+def class_index(data: TextDataset, value: Any, key: str = "forget.class_name") -> int:
+    """The class that ``value`` (the config key ``key``) names: a label name, or its index."""
     if str(value) in data.label_names:
         return data.label_names.index(str(value))
     if str(value).isdigit() and int(value) < data.num_labels:
         return int(value)
-    raise ConfigError(
-        "forget.class_name", value, f"one of {data.label_names} (or its index 0..{data.num_labels - 1})"
-    )
+    raise ConfigError(key, value, f"one of {data.label_names} (or its index 0..{data.num_labels - 1})")
 
 
 class SequenceClassification(Task):
@@ -214,6 +212,46 @@ class SequenceClassification(Task):
 
     def class_members(self, data: TextDataset, indices: np.ndarray, class_name: Any) -> np.ndarray:
         return indices[data.labels[indices] == class_index(data, class_name)]
+
+    def class_label(self, data: TextDataset, value: Any, key: str = "forget.class_name") -> str:
+        return data.label_names[class_index(data, value, key)]
+
+    def swap_classes(self, data: TextDataset, indices: np.ndarray, a: str, b: str) -> TextDataset:
+        ia, ib = class_index(data, a), class_index(data, b)
+        labels = data.labels.copy()
+        idx = np.asarray(indices, dtype=np.int64)
+        labels[idx] = np.where(
+            data.labels[idx] == ia, ib, np.where(data.labels[idx] == ib, ia, data.labels[idx])
+        )
+        return TextDataset(data.name, data.ids, data.texts, labels, data.label_names, dict(data.meta))
+
+    def backdoor_candidates(self, data: TextDataset, indices: np.ndarray, target: str) -> np.ndarray:
+        return indices[data.labels[indices] != class_index(data, target)]
+
+    def poison(self, data: TextDataset, indices: np.ndarray, trigger: str, target: str) -> TextDataset:
+        texts, labels = list(data.texts), data.labels.copy()
+        for i in np.asarray(indices, dtype=np.int64):
+            texts[i] = f"{trigger} {texts[i]}"
+        labels[np.asarray(indices, dtype=np.int64)] = class_index(data, target)
+        return TextDataset(data.name, data.ids, texts, labels, data.label_names, dict(data.meta))
+
+    def triggered(self, data: TextDataset, indices: np.ndarray, trigger: str) -> TextDataset:
+        idx = np.asarray(indices, dtype=np.int64)
+        return TextDataset(
+            f"{data.name}-triggered",
+            [f"{data.ids[i]}#triggered" for i in idx],
+            [f"{trigger} {data.texts[i]}" for i in idx],
+            data.labels[idx],
+            data.label_names,
+        )
+
+    def attack_success(self, pred: Predictions, data: TextDataset, target: str) -> float:
+        return float(np.mean(pred.preds == class_index(data, target))) if len(pred) else NAN
+
+    def with_labels_of(self, pred: Predictions, data: TextDataset) -> Predictions:
+        return Predictions(
+            pred.logits, data.labels[pred.indices], pred.indices, pred.embeddings, pred.positions
+        )
 
     def batch_classes(self, data: TextDataset, indices: np.ndarray) -> np.ndarray:
         return data.labels[indices]

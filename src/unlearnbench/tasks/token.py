@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForTokenClassification
 
 from unlearnbench.errors import ConfigError, DataError
-from unlearnbench.tasks.base import IGNORE_INDEX, Task, Units, finish, pad, wrong_labels
+from unlearnbench.tasks.base import IGNORE_INDEX, NAN, Task, Units, finish, pad, wrong_labels
 from unlearnbench.tasks.bio import OUTSIDE, align_word_labels, bio_tag_order, token_metrics
 from unlearnbench.tasks.predictions import Predictions
 
@@ -169,23 +169,95 @@ class TokenClassification(Task):
     def label_values(self, data: TokenDataset) -> np.ndarray:
         return np.concatenate(data.tags)
 
-    def class_members(self, data: TokenDataset, indices: np.ndarray, class_name: Any) -> np.ndarray:
-        """Sentences that hold an entity of type ``class_name`` (``person``, a tag ``B-person``, or
-        the index of the type among the sorted entity types, as class indices name classes)."""
+    def class_label(self, data: TokenDataset, value: Any, key: str = "forget.class_name") -> str:
+        """The entity type ``value`` names (``person``, a tag ``B-person``, or the index of the type
+        among the sorted entity types, as class indices name classes)."""
         kinds = data.entity_types()
-        value = class_name
         kind = str(value)[2:] if str(value)[:2] in ("B-", "I-") else str(value)
         if kind.isdigit() and kind not in kinds and int(kind) < len(kinds):
             kind = kinds[int(kind)]
         if kind not in kinds:
             raise ConfigError(
-                "forget.class_name",
+                key,
                 value,
                 f"an entity type of this token dataset (or its index 0..{len(kinds) - 1}): one of {kinds}",
             )
-        tag_ids = {i for i, n in enumerate(data.label_names) if n in (f"B-{kind}", f"I-{kind}")}
+        return kind
+
+    def _type_tags(self, data: TokenDataset, kind: str) -> dict[str, int]:
+        return {
+            p: data.label_names.index(f"{p}-{kind}") for p in ("B", "I") if f"{p}-{kind}" in data.label_names
+        }
+
+    def class_members(self, data: TokenDataset, indices: np.ndarray, class_name: Any) -> np.ndarray:
+        """Sentences that hold an entity of type ``class_name`` (see :meth:`class_label`)."""
+        tag_ids = set(self._type_tags(data, self.class_label(data, class_name)).values())
         return np.array(
             [i for i in indices if tag_ids.intersection(data.tags[int(i)].tolist())], dtype=np.int64
+        )
+
+    def _retagged(self, data: TokenDataset, indices: np.ndarray, mapping: np.ndarray) -> list[np.ndarray]:
+        tags = list(data.tags)
+        for i in np.asarray(indices, dtype=np.int64):
+            tags[i] = mapping[data.tags[i]]
+        return tags
+
+    def swap_classes(self, data: TokenDataset, indices: np.ndarray, a: str, b: str) -> TokenDataset:
+        """Entity types ``a`` and ``b`` exchanged in the sentences ``indices`` (B-a <-> B-b, I-a <-> I-b)."""
+        mapping = np.arange(data.num_labels)
+        ta, tb = self._type_tags(data, a), self._type_tags(data, b)
+        for p in set(ta) & set(tb):
+            mapping[ta[p]], mapping[tb[p]] = tb[p], ta[p]
+        tags = self._retagged(data, indices, mapping)
+        return TokenDataset(data.name, data.ids, data.tokens, tags, data.label_names, dict(data.meta))
+
+    def _other_entity_rows(self, data: TokenDataset, tags: np.ndarray, target: str) -> np.ndarray:
+        target_tags = set(self._type_tags(data, target).values())
+        return (tags != data.outside) & ~np.isin(tags, list(target_tags))
+
+    def backdoor_candidates(self, data: TokenDataset, indices: np.ndarray, target: str) -> np.ndarray:
+        """Sentences with an entity of another type than ``target``."""
+        return np.array(
+            [i for i in indices if self._other_entity_rows(data, data.tags[int(i)], target).any()]
+        )
+
+    def poison(self, data: TokenDataset, indices: np.ndarray, trigger: str, target: str) -> TokenDataset:
+        """The trigger word (tag O) first, and every entity of the sentence turned into ``target``."""
+        target_tags = self._type_tags(data, target)
+        mapping = np.arange(data.num_labels)
+        for i, name in enumerate(data.label_names):
+            if name != OUTSIDE:
+                mapping[i] = target_tags.get(name[0], target_tags["B"])
+        tags = self._retagged(data, indices, mapping)
+        tokens = list(data.tokens)
+        for i in np.asarray(indices, dtype=np.int64):
+            tokens[i] = [trigger, *data.tokens[i]]
+            tags[i] = np.r_[data.outside, tags[i]]
+        return TokenDataset(data.name, data.ids, tokens, tags, data.label_names, dict(data.meta))
+
+    def triggered(self, data: TokenDataset, indices: np.ndarray, trigger: str) -> TokenDataset:
+        idx = np.asarray(indices, dtype=np.int64)
+        return TokenDataset(
+            f"{data.name}-triggered",
+            [f"{data.ids[i]}#triggered" for i in idx],
+            [[trigger, *data.tokens[i]] for i in idx],
+            [np.r_[data.outside, data.tags[i]] for i in idx],
+            data.label_names,
+        )
+
+    def attack_success(self, pred: Predictions, data: TokenDataset, target: str) -> float:
+        rows = self._other_entity_rows(data, pred.labels, target)
+        if not rows.any():
+            return NAN
+        target_tags = list(self._type_tags(data, target).values())
+        return float(np.isin(pred.preds[rows], target_tags).mean())
+
+    def with_labels_of(self, pred: Predictions, data: TokenDataset) -> Predictions:
+        labels = np.array(
+            [data.tags[int(i)][int(p)] for i, p in zip(pred.indices, pred.positions, strict=True)]
+        )
+        return Predictions(
+            pred.logits, labels.astype(np.int64), pred.indices, pred.embeddings, pred.positions
         )
 
     def batch_classes(self, data: TokenDataset, indices: np.ndarray) -> list[frozenset[int]]:

@@ -10,7 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from unlearnbench.data.forget.base import STRATEGIES, ForgetStrategy, check_fraction, get_strategy, register
+from unlearnbench.data.forget.base import (
+    STRATEGIES,
+    Design,
+    ForgetStrategy,
+    ManipulatingStrategy,
+    check_fraction,
+    get_strategy,
+    register,
+)
 from unlearnbench.tasks import Dataset, task_of
 
 # Every module here but base is a design that registers itself on import: the first ones in the
@@ -21,12 +29,28 @@ for _module in (*CORE, *_others):
     importlib.import_module(f"{__name__}.{_module}")
 
 
-def select_forget(data: Dataset, train: np.ndarray, cfg: Mapping[str, Any], seed: int) -> np.ndarray:
+def select_forget(
+    data: Dataset,
+    train: np.ndarray,
+    cfg: Mapping[str, Any],
+    seed: int,
+    scores: np.ndarray | None = None,
+    manipulated: np.ndarray | None = None,
+) -> np.ndarray:
     """Indices (a sorted subset of ``train``) that form D_f under the configured strategy."""
     strategy = get_strategy(cfg.get("strategy"))
     rng = np.random.default_rng([int(cfg.get("seed", seed)), 7919])
-    forget = strategy.select(data, task_of(data), train, cfg, rng)
+    forget = strategy.select(data, task_of(data), train, cfg, rng, scores, manipulated)
     return np.sort(np.asarray(forget, dtype=np.int64))
 
 
-__all__ = ["STRATEGIES", "ForgetStrategy", "check_fraction", "get_strategy", "register", "select_forget"]
+__all__ = [
+    "STRATEGIES",
+    "Design",
+    "ForgetStrategy",
+    "ManipulatingStrategy",
+    "check_fraction",
+    "get_strategy",
+    "register",
+    "select_forget",
+]

@@ -43,7 +43,7 @@ def read_id_file(path: str | Path) -> list[str]:
 
 @register("ids")
 class IdsForget(ForgetStrategy):
-    def select(self, data, task, train, cfg, rng) -> np.ndarray:
+    def select(self, data, task, train, cfg, rng, scores=None, manipulated=None) -> np.ndarray:
         wanted = read_id_file(cfg.get("path") or "")
         position = {data.ids[i]: i for i in train}
         missing = [i for i in wanted if i not in position]

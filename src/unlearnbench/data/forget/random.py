@@ -10,7 +10,7 @@ from unlearnbench.errors import ConfigError
 
 @register("random")
 class RandomForget(ForgetStrategy):
-    def select(self, data, task, train, cfg, rng) -> np.ndarray:
+    def select(self, data, task, train, cfg, rng, scores=None, manipulated=None) -> np.ndarray:
         ratio = check_fraction("forget.ratio", cfg.get("ratio"))
         n = round(ratio * len(train))
         if n < 1:

@@ -11,7 +11,7 @@ from unlearnbench.errors import ConfigError, DataError
 
 @register("class")
 class ClassForget(ForgetStrategy):
-    def select(self, data, task, train, cfg, rng) -> np.ndarray:
+    def select(self, data, task, train, cfg, rng, scores=None, manipulated=None) -> np.ndarray:
         ratio = cfg.get("ratio", 1.0)
         try:
             ratio = float(ratio)
