@@ -144,7 +144,7 @@ def test_a_memorized_forget_set_holds_the_highest_scores_and_saves_them(make_cfg
     assert set(frame.sample_id[frame.forget]) == forget_ids and len(frame) == results["sizes"]["train"]
     assert frame.score[frame.forget].min() >= frame.score[~frame.forget].max()  # the top of the ranking
     design = results["design"]
-    assert design["proxy"] == "holdout" and design["models"] == 4
+    assert design["proxy"] == "holdout" and design["holdout_models"] == 4
     assert design["score"]["forget_mean"] > design["score"]["train_mean"]
     with pytest.raises(ConfigError, match=r"forget\.level='top'"):
         prepare(make_cfg("forget=memorized", "forget.level=top"))

@@ -63,8 +63,11 @@ def _outputs(inputs: EvalInputs, model, entry_dir=None) -> tuple[Predictions, Pr
 
 def flatten_design(record: dict[str, Any]) -> dict[str, float]:
     row = {}
+    models = record.get("models")
+    if not isinstance(models, dict):  # a design that ranks samples and changes none
+        return row
     for who, prefix in (("model", "design"), ("clean", "design_clean")):
-        scores = (record.get("models") or {}).get(who) or {}
+        scores = models.get(who) or {}
         for key, name in (("true_labels", "true_accuracy"), ("train_labels", "train_accuracy")):
             value = (scores.get(key) or {}).get("accuracy")
             row[f"{prefix}_{name}"] = NAN if value is None else float(value)

@@ -13,7 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from unlearnbench.io import stable_hash
 from unlearnbench.runtime.params import Recipe
 
-_DESCRIPTIVE_DATA_KEYS = ("origin", "licence")
+# Left out of the old keys: origin and licence were then; designs (the forget designs' defaults) came
+# after, and changes no model.
+_DESCRIPTIVE_DATA_KEYS = ("origin", "licence", "designs")
 _RECIPE_STOP = {"rule": "none", "every_n_steps": 10, "threshold": None, "val_max_samples": None}
 
 

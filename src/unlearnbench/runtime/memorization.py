@@ -72,4 +72,4 @@ def memorization_scores(ctx: RunContext, forget_cfg: Mapping[str, Any]) -> tuple
         inside += np.where(member, p, 0.0)
         outside += np.where(member, 0.0, p)
     half_of = models // 2  # every sample is in exactly half of the models
-    return inside / half_of - outside / half_of, {"proxy": proxy, "models": models, "keys": keys}
+    return inside / half_of - outside / half_of, {"proxy": proxy, "holdout_models": models, "keys": keys}
