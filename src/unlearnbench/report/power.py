@@ -103,6 +103,29 @@ def _sentence(design: str, v: dict[str, Any]) -> str:
     )
 
 
+def pool_costs(store_root: str | Path) -> dict[str, float] | None:
+    """What a retrained pool member cost, from the store: its training (the fit seconds in its
+    model's meta.json, one fine-tuning) and its member evaluation (the seconds in its member file)."""
+    import json
+
+    fits, evals = [], []
+    for meta in Path(store_root, "models").glob("retrain-*/meta.json"):
+        members = list(meta.parent.glob("eval/member-*.json"))
+        if not members:
+            continue
+        fits.append(float(json.loads(meta.read_text())["fit"]["seconds"]))
+        evals += [json.loads(m.read_text()).get("seconds") for m in members]
+    evals = [e for e in evals if e is not None]
+    if not fits:
+        return None
+    fit = float(np.mean(fits))
+    out = {"members": len(fits), "fit_seconds": fit}
+    if evals:
+        out["eval_seconds"] = float(np.mean(evals))
+        out["member_over_fit"] = (fit + out["eval_seconds"]) / fit
+    return out
+
+
 def render_power(paths: Sequence[str | Path], header: str) -> tuple[str, dict[str, Any]]:
     """The document's body (after ``header``) and the facts it states (for tests and notes)."""
     frame, failures = load_runs(paths)

@@ -11,6 +11,7 @@ beside its model in the store, a method's member in ``<store>/pools/<pool key>/`
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,9 @@ def cached_member(path: Path, compute: Callable[[], MemberOutputs]) -> MemberOut
                     )
             except (ValueError, KeyError, OSError):
                 pass
+        start = time.perf_counter()
         member = compute()
+        seconds = time.perf_counter() - start
         member.forget.save(path)
         atomic_write_json(
             meta,
@@ -101,6 +104,7 @@ def cached_member(path: Path, compute: Callable[[], MemberOutputs]) -> MemberOut
                 "indices": np.unique(member.forget.indices).tolist(),
                 "retain_accuracy": member.retain_accuracy,
                 "test_accuracy": member.test_accuracy,
+                "seconds": seconds,  # what computing the member took here (its training, if it ran here)
             },
         )
         return member
