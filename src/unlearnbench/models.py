@@ -146,7 +146,29 @@ def load_saved(path: str | Path) -> PreTrainedModel:
 
 
 def save_model(model: PreTrainedModel, path: str | Path) -> None:
+    """The weights and config (safetensors): what the model store keeps."""
     model.save_pretrained(str(path), safe_serialization=True)
+
+
+def export_model(
+    model: PreTrainedModel,
+    tokenizer: Any,
+    path: str | Path,
+    label_names: list[str] | None = None,
+    card: str | None = None,
+) -> None:
+    """A complete model directory that plain transformers loads and serves (``AutoTokenizer``,
+    ``AutoModelFor...``, ``pipeline(...)``): weights, config with ``id2label`` / ``label2id``, the
+    tokenizer files and, with ``card``, a README.md model card. ``path`` should be a temp dir that
+    the caller renames into place (io.atomic_dir)."""
+    config = getattr(model, "config", None)
+    if config is not None and label_names:
+        config.id2label = dict(enumerate(label_names))
+        config.label2id = {name: i for i, name in enumerate(label_names)}
+    save_model(model, path)
+    tokenizer.save_pretrained(str(path))
+    if card is not None:
+        Path(path, "README.md").write_text(card)
 
 
 CHECKPOINT = "a model directory written by save_model=true (config.json and model.safetensors)"

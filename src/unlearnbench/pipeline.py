@@ -29,6 +29,7 @@ from unlearnbench.io import atomic_dir, atomic_path, atomic_write_json, json_rea
 from unlearnbench.methods import METHODS, Method, get_method
 from unlearnbench.models import check_checkpoint, check_model_config, load_tokenizer, save_model
 from unlearnbench.pools import PoolBuilder, PoolOptions
+from unlearnbench.requests import run_requests
 from unlearnbench.results import (
     EMBEDDINGS_FILE,
     FORGET_IDS_FILE,
@@ -204,8 +205,12 @@ def _unlearn_and_evaluate(
         len(data.splits.forget),
         len(data.splits.retain),
     )
+    sequence = None
     with PeakMemory() as memory:
-        outcome = method_cls.run(ctx, params)
+        if len(data.requests) > 1:  # deletion requests one after another
+            outcome, sequence = run_requests(ctx, method_cls, params)
+        else:
+            outcome = method_cls.run(ctx, params)
     pools, pool_opts = None, pool_options(cfg)
     if pool_opts.size > 0:  # the other members of the method's pool and the retrained pool
         builder = PoolBuilder(ctx, method_cls, params, pool_opts)
@@ -219,7 +224,7 @@ def _unlearn_and_evaluate(
         if not main:
             return {}
     t_eval = time.perf_counter()
-    evaluation = evaluate_run(ctx, outcome, run_dir, memory.as_dict(), pools)
+    evaluation = evaluate_run(ctx, outcome, run_dir, memory.as_dict(), pools, sequence)
     eval_seconds = time.perf_counter() - t_eval
     if cfg.get("save_model"):
         with atomic_dir(run_dir / MODEL_DIR) as tmp:

@@ -131,6 +131,23 @@ class UnlearnDataModule(L.LightningDataModule):
         view.plan = dataclasses.replace(self.plan, records=self.clean_records, design=None)
         return view
 
+    @property
+    def requests(self) -> list[np.ndarray]:
+        """D_f as its deletion requests arrive (a single request for most designs)."""
+        assert self.plan is not None and self.plan.requests is not None, "D_f is not picked yet"
+        return self.plan.requests
+
+    def request_view(self, forget: np.ndarray, done: np.ndarray) -> UnlearnDataModule:
+        """This data module for one deletion request: the samples of earlier requests (``done``) are
+        gone from the training set, D_f is ``forget``, D_r the rest."""
+        _, splits = self._ready()
+        train = np.setdiff1d(splits.train, done)
+        retain = np.setdiff1d(train, forget)
+        view = copy.copy(self)
+        view.splits = Splits(train, splits.val, splits.test, np.sort(forget), retain, None)
+        view.plan = dataclasses.replace(self.plan, train=train, requests=[np.sort(forget)])
+        return view
+
     def probe_loader(self, batch_size: int | None = None) -> DataLoader:
         """Length-sorted batches of the design's own evaluation set (indices into it, not the dataset)."""
         assert self.probe is not None, "this forget design has no evaluation set of its own"

@@ -65,6 +65,8 @@ class DataPlan:
     seed: int
     design: Design | None = None
     splits: Splits | None = None
+    requests: list[np.ndarray] | None = None  # D_f as the deletion requests arrive (one for most designs)
+    selection_info: dict[str, Any] | None = None
 
     @property
     def probe(self) -> Dataset | None:
@@ -72,7 +74,8 @@ class DataPlan:
 
     @property
     def info(self) -> dict[str, Any]:
-        return dict(self.design.info) if self.design is not None else {}
+        info = dict(self.design.info) if self.design is not None else {}
+        return {**info, **(self.selection_info or {})}
 
     @property
     def needs_scores(self) -> bool:
@@ -81,7 +84,8 @@ class DataPlan:
     def resolve(self, scores: np.ndarray | None = None) -> Splits:
         """D_f and D_r (with the per-training-sample ``scores`` a design asks for)."""
         manipulated = self.design.manipulated if self.design is not None else None
-        forget = select_forget(self.records, self.train, self.forget_cfg, self.seed, scores, manipulated)
+        selection = select_forget(self.records, self.train, self.forget_cfg, self.seed, scores, manipulated)
+        forget, self.requests, self.selection_info = selection.forget, selection.requests, selection.info
         retain = np.setdiff1d(self.train, forget, assume_unique=True)
         if len(retain) == 0:
             raise ConfigError(
@@ -126,6 +130,18 @@ def make_splits(
 def split_train_val_test(
     data: Dataset, data_cfg: Mapping[str, Any], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    fixed = data.meta.get("splits")
+    if fixed is not None:  # the user's own files: train, and val and test where given
+        train = np.asarray(fixed["train"], dtype=np.int64)
+        test = np.asarray(fixed["test"], dtype=np.int64)
+        if fixed.get("val") is not None:
+            return np.sort(train), np.sort(np.asarray(fixed["val"], dtype=np.int64)), np.sort(test)
+        val_f = check_fraction("data.val_fraction", data_cfg.get("val_fraction", 0.1), low_open=False)
+        if val_f == 0:
+            return np.sort(train), np.array([], dtype=np.int64), np.sort(test)
+        stratified = np.bincount(data.labels[train]).min() >= 3
+        train, val = _split(data, train, val_f, stratified, seed)
+        return np.sort(train), np.sort(val), np.sort(test)
     val_f = check_fraction("data.val_fraction", data_cfg.get("val_fraction", 0.1), low_open=False)
     test_f = check_fraction("data.test_fraction", data_cfg.get("test_fraction", 0.2))
     if val_f + test_f >= 1.0:

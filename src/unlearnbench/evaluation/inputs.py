@@ -38,6 +38,7 @@ class EvalInputs:
     memory: dict[str, Any]  # the unlearning step's peak memory
     run_dir: Path
     pools: Pools | None = None  # eval.pool: the method's members and the retrained ones
+    sequence: list[dict[str, Any]] | None = None  # deletion requests one after another: one record each
 
     @property
     def task(self):

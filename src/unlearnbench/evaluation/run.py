@@ -23,11 +23,13 @@ def evaluate_run(
     run_dir: str | Path,
     memory: dict[str, Any],
     pools: Pools | None = None,
+    sequence: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the unlearned model; write its files into ``run_dir``. Returns each registered
     section's record (None for a section switched off in ``eval``). ``memory``: the peak memory
     of the unlearning step (:class:`~unlearnbench.runtime.memory.PeakMemory`); ``pools``: the
-    run's pools (``eval.pool``), for forget quality."""
+    run's pools (``eval.pool``), for forget quality; ``sequence``: one record per deletion request,
+    when they came one after another."""
     opts = EvalOptions.from_cfg(ctx.cfg.eval)
     data = ctx.data
     splits = opts.evaluated_splits()
@@ -37,7 +39,7 @@ def evaluate_run(
     model = ctx.on_eval_device(outcome.model)
     embeddings = opts.needs_embeddings()
     after = {s: predict(model, data.eval_loader(s), embeddings=embeddings).sorted() for s in splits}
-    inputs = EvalInputs(ctx, outcome, opts, after, None, None, memory, Path(run_dir), pools)
+    inputs = EvalInputs(ctx, outcome, opts, after, None, None, memory, Path(run_dir), pools, sequence)
     if opts.needs_original():
         inputs.before = original_outputs(ctx, after if inputs.is_original else None)
     if opts.needs_reference():

@@ -15,6 +15,7 @@ from unlearnbench.data.forget.base import (
     Design,
     ForgetStrategy,
     ManipulatingStrategy,
+    Selection,
     check_fraction,
     get_strategy,
     register,
@@ -36,12 +37,16 @@ def select_forget(
     seed: int,
     scores: np.ndarray | None = None,
     manipulated: np.ndarray | None = None,
-) -> np.ndarray:
-    """Indices (a sorted subset of ``train``) that form D_f under the configured strategy."""
+) -> Selection:
+    """D_f (a sorted subset of ``train``) under the configured strategy, as one request or several."""
     strategy = get_strategy(cfg.get("strategy"))
     rng = np.random.default_rng([int(cfg.get("seed", seed)), 7919])
-    forget = strategy.select(data, task_of(data), train, cfg, rng, scores, manipulated)
-    return np.sort(np.asarray(forget, dtype=np.int64))
+    picked = strategy.select(data, task_of(data), train, cfg, rng, scores, manipulated)
+    if isinstance(picked, Selection):
+        requests = [np.sort(np.asarray(r, dtype=np.int64)) for r in picked.requests]
+        return Selection(np.sort(np.asarray(picked.forget, dtype=np.int64)), requests, picked.info)
+    forget = np.sort(np.asarray(picked, dtype=np.int64))
+    return Selection(forget, [forget])
 
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "Design",
     "ForgetStrategy",
     "ManipulatingStrategy",
+    "Selection",
     "check_fraction",
     "get_strategy",
     "register",

@@ -29,6 +29,16 @@ def get_strategy(name: Any) -> ForgetStrategy:
 
 
 @dataclass
+class Selection:
+    """What a design that picks D_f in several deletion requests returns from ``select``: D_f (all
+    of them), the requests in the order they arrive, and facts for results.json."""
+
+    forget: np.ndarray
+    requests: list[np.ndarray]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Design:
     """What a manipulating design did: the records the original is trained on, the changed training
     samples (all of them are what there is to forget), an evaluation set of its own (``probe``:
@@ -71,8 +81,9 @@ class ForgetStrategy(ABC):
         rng: np.random.Generator,
         scores: np.ndarray | None = None,
         manipulated: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Dataset indices of D_f, a subset of ``train`` (in any order; the caller sorts them).
+    ) -> np.ndarray | Selection:
+        """Dataset indices of D_f, a subset of ``train`` (in any order; the caller sorts them), or a
+        :class:`Selection` when D_f arrives as several requests.
         ``rng`` is seeded by ``forget.seed`` (default: the run's seed); ``scores``: one per training
         sample, for a design that ``needs_scores``; ``manipulated``: what :meth:`manipulate` changed."""
 
