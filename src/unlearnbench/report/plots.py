@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
+from unlearnbench.report.stats import ci95
 from unlearnbench.results import EMBEDDINGS_FILE
 
 log = logging.getLogger(__name__)
@@ -288,6 +289,70 @@ def plot_vs_ratio(summary: pd.DataFrame, out_dir: Path, methods: list[str]) -> l
     return written
 
 
+def _request_series(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, deletion request) of the runs whose requests came one after another."""
+    import json
+
+    rows = []
+    for _, run in frame[frame.get("seq_requests", pd.Series(np.nan, index=frame.index)).notna()].iterrows():
+        record = json.loads((Path(run.run_dir) / "results.json").read_text()).get("sequential") or {}
+        for r in record.get("requests", []):
+            if r.get("skipped"):
+                continue
+            rows.append(
+                {
+                    "dataset": run.dataset,
+                    "model": run.model,
+                    "forget": run.forget,
+                    "method": run.method,
+                    "variant": run.variant,
+                    "seed": run.seed,
+                    "request": r["request"],
+                    "gap": 100 * (r.get("reference") or {}).get("f1_gap", np.nan),
+                    "test_f1": 100 * r["test"]["f1"],
+                    "seconds": r["cost"]["cumulative_seconds"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_requests(frame: pd.DataFrame, out_dir: Path, methods: list[str]) -> list[Path]:
+    """Deletion requests one after another: the forget-F1 gap to retraining on D minus requests 1..k,
+    test F1 and the cumulative unlearning seconds against the request number, one line per method
+    (mean over seeds, 95 % CI bars)."""
+    series = _request_series(frame)
+    written = []
+    if series.empty:
+        return written
+    panels = (
+        ("gap", "forget-F1 gap to retraining (points)"),
+        ("test_f1", "test F1"),
+        ("seconds", "cumulative seconds"),
+    )
+    for (dataset, model, forget), rows in series.groupby(["dataset", "model", "forget"], sort=False):
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), squeeze=False)
+        for ax, (column, title) in zip(axes.flat, panels, strict=True):
+            for (method, variant), line in _order(rows, methods).groupby(["method", "variant"], sort=False):
+                stats = line.groupby("request")[column].agg(["mean", "std", "count"])
+                half = ci95(stats["std"], stats["count"])
+                ax.errorbar(
+                    stats.index,
+                    stats["mean"],
+                    yerr=np.nan_to_num(half),
+                    marker="o",
+                    capsize=3,
+                    label=_label(method, variant),
+                )
+            ax.set_xlabel("deletion request")
+            ax.set_xticks(sorted(rows.request.unique()))
+            ax.set_title(title, fontsize=10)
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"Requests one after another: {dataset} / {model} / {forget}", fontsize=11)
+        _legend_below(fig, axes.flat)
+        written.append(_save(fig, out_dir / f"requests_{_slug(dataset, model, forget)}.png"))
+    return written
+
+
 def write_plots(
     frame: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path, methods: list[str]
 ) -> list[Path]:
@@ -298,6 +363,7 @@ def write_plots(
         ("trade-off", lambda: plot_tradeoff(summary, out_dir)),
         ("forget-quality figure", lambda: plot_forget_quality(summary, out_dir, methods)),
         ("forget-ratio lines", lambda: plot_vs_ratio(summary, out_dir, methods)),
+        ("request lines", lambda: plot_requests(frame, out_dir, methods)),
     ):
         try:
             written += make()
