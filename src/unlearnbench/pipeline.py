@@ -21,13 +21,14 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from unlearnbench.audit import model_card
 from unlearnbench.data import UnlearnDataModule
 from unlearnbench.distributed import is_main_process, launch, needs_launch, process_group, process_info
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation import EvalOptions, evaluate_run
 from unlearnbench.io import atomic_dir, atomic_path, atomic_write_json, json_ready, package_versions
 from unlearnbench.methods import METHODS, Method, get_method
-from unlearnbench.models import check_checkpoint, check_model_config, load_tokenizer, save_model
+from unlearnbench.models import check_checkpoint, check_model_config, export_model, load_tokenizer
 from unlearnbench.pools import PoolBuilder, PoolOptions
 from unlearnbench.requests import run_requests
 from unlearnbench.results import (
@@ -226,9 +227,6 @@ def _unlearn_and_evaluate(
     t_eval = time.perf_counter()
     evaluation = evaluate_run(ctx, outcome, run_dir, memory.as_dict(), pools, sequence)
     eval_seconds = time.perf_counter() - t_eval
-    if cfg.get("save_model"):
-        with atomic_dir(run_dir / MODEL_DIR) as tmp:
-            save_model(outcome.model, tmp)
 
     results = {
         "schema_version": SCHEMA_VERSION,
@@ -249,7 +247,10 @@ def _unlearn_and_evaluate(
         "versions": package_versions(),
     }
     results = json_ready(results)
-    atomic_write_json(run_dir / RESULTS_FILE, results)
+    if cfg.get("save_model"):  # a complete model directory: plain transformers loads and serves it
+        with atomic_dir(run_dir / MODEL_DIR) as tmp:
+            export_model(outcome.model, data.tokenizer, tmp, data.label_names, model_card(results))
+    atomic_write_json(run_dir / RESULTS_FILE, results)  # last: a run dir with it is complete
     m = results["metrics"]
     log.info(
         "[%s] forget F1 %s | retain F1 %s | test F1 %s | unlearn %.1fs | %s",

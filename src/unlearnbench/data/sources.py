@@ -66,6 +66,8 @@ def stratified_subsample(data: Dataset, n: int, seed: int) -> Dataset:
     Token datasets keep the share of sentences that hold an entity."""
     if n <= 0:
         raise ConfigError("data.max_samples", n, "a positive number of samples, or null for all")
+    if data.meta.get("splits") is not None:
+        raise ConfigError("data.max_samples", n, "null when data.val_path / data.test_path give the splits")
     if n >= len(data):
         return data
     from sklearn.model_selection import train_test_split

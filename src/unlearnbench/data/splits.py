@@ -131,17 +131,24 @@ def split_train_val_test(
     data: Dataset, data_cfg: Mapping[str, Any], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     fixed = data.meta.get("splits")
-    if fixed is not None:  # the user's own files: train, and val and test where given
+    if (
+        fixed is not None
+    ):  # the user's own files: train, and val and test where given (else carved out of train)
         train = np.asarray(fixed["train"], dtype=np.int64)
-        test = np.asarray(fixed["test"], dtype=np.int64)
-        if fixed.get("val") is not None:
-            return np.sort(train), np.sort(np.asarray(fixed["val"], dtype=np.int64)), np.sort(test)
-        val_f = check_fraction("data.val_fraction", data_cfg.get("val_fraction", 0.1), low_open=False)
-        if val_f == 0:
-            return np.sort(train), np.array([], dtype=np.int64), np.sort(test)
         stratified = np.bincount(data.labels[train]).min() >= 3
-        train, val = _split(data, train, val_f, stratified, seed)
-        return np.sort(train), np.sort(val), np.sort(test)
+        test = fixed.get("test")
+        if test is None:
+            test_f = check_fraction("data.test_fraction", data_cfg.get("test_fraction", 0.2))
+            train, test = _split(data, train, test_f, stratified, seed)
+        val = fixed.get("val")
+        if val is None:
+            val_f = check_fraction("data.val_fraction", data_cfg.get("val_fraction", 0.1), low_open=False)
+            train, val = _split(data, train, val_f, stratified, seed) if val_f > 0 else (train, [])
+        return (
+            np.sort(train),
+            np.sort(np.asarray(val, dtype=np.int64)),
+            np.sort(np.asarray(test, dtype=np.int64)),
+        )
     val_f = check_fraction("data.val_fraction", data_cfg.get("val_fraction", 0.1), low_open=False)
     test_f = check_fraction("data.test_fraction", data_cfg.get("test_fraction", 0.2))
     if val_f + test_f >= 1.0:

@@ -96,7 +96,8 @@ def design(inputs: EvalInputs) -> dict[str, Any] | None:
             "score": {"forget_mean": float(scores[member].mean()), "train_mean": float(scores.mean())},
         }
     if not data.manipulated:
-        return None
+        requests = data.design_info.get("requests")
+        return {"strategy": strategy, "requests": requests} if requests is not None else None
     target = data.design_info.get("target")
     models = {
         "model": (lambda: inputs.outcome.model, None),

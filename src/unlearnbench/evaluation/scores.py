@@ -46,3 +46,10 @@ def metrics(inputs: EvalInputs) -> dict[str, Any]:
         if kept is not None:
             out[TEST_KEPT] = kept
     return out
+
+
+@section("before", original=True, splits=("forget", "test"))
+def before(inputs: EvalInputs) -> dict[str, Any]:
+    """The original model's scores on the forget set and on test: what the run started from."""
+    task, names = inputs.task, inputs.label_names
+    return {split: task.metrics(inputs.before_on(split), names) for split in ("forget", "test")}

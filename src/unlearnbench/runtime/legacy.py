@@ -14,15 +14,20 @@ from unlearnbench.io import stable_hash
 from unlearnbench.runtime.params import Recipe
 
 # Left out of the old keys: origin and licence were then; designs (the forget designs' defaults) came
-# after, and changes no model.
+# after, and changes no model; so did val_path and test_path, whose null is how the data was then.
 _DESCRIPTIVE_DATA_KEYS = ("origin", "licence", "designs")
+_ADDED_AS_NULL = ("val_path", "test_path")
 _RECIPE_STOP = {"rule": "none", "every_n_steps": 10, "threshold": None, "val_max_samples": None}
 
 
 def _base(cfg: DictConfig, processes: int) -> dict[str, Any]:
     data = OmegaConf.to_container(cfg.data, resolve=True)
     spec = {
-        "data": {k: v for k, v in data.items() if k not in _DESCRIPTIVE_DATA_KEYS},
+        "data": {
+            k: v
+            for k, v in data.items()
+            if k not in _DESCRIPTIVE_DATA_KEYS and not (k in _ADDED_AS_NULL and v is None)
+        },
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "seed": int(cfg.seed),
         "precision": str(cfg.trainer.get("precision")),
