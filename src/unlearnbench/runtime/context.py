@@ -22,6 +22,7 @@ from unlearnbench.data import UnlearnDataModule
 from unlearnbench.distributed import process_info
 from unlearnbench.models import EMBEDDED_MODEL_PACKAGE, build_pretrained, checkpoint_files, load_saved
 from unlearnbench.runtime import legacy
+from unlearnbench.runtime.adapters import adapter_settings
 from unlearnbench.runtime.finetune import SupervisedFit
 from unlearnbench.runtime.fit import FitStats, TrainingModule, eval_device, fit
 from unlearnbench.runtime.memory import PeakMemory
@@ -135,6 +136,7 @@ class RunContext:
             seed=self.train_seed if seed is None else seed,
             checkpoint_every=int(self.cfg.get("checkpoint", {}).get("every_n_steps") or 0),
             callbacks=callbacks,
+            adapter=adapter_settings(self.cfg.model),
         )
 
     def pretrained(self) -> nn.Module:
@@ -195,7 +197,9 @@ class RunContext:
         self, kind: str, samples: Any, recipe: Recipe | None, detail: dict[str, Any] | None = None
     ) -> ModelSpec:
         """The spec of a model of this run's data, base model, seed and precision, trained with
-        ``recipe`` on ``samples`` (their sorted ids, or any structure of ids that names them)."""
+        ``recipe`` on ``samples`` (their sorted ids, or any structure of ids that names them); LoRA
+        training (``model.adapter``) is part of it."""
+        lora = adapter_settings(self.cfg.model)
         return ModelSpec(
             kind=kind,
             data=self.data_spec(),
@@ -205,7 +209,7 @@ class RunContext:
             seed=self.train_seed,
             precision=str(self.cfg.trainer.get("precision")),
             processes=process_info().world_size,
-            detail=detail or {},
+            detail={**(detail or {}), **({"adapter": lora.spec()} if lora else {})},
         )
 
     # ------------------------------------------------------------------ the original and the reference

@@ -33,6 +33,7 @@ from unlearnbench.distributed import (
     uses_cuda,
 )
 from unlearnbench.errors import ConfigError
+from unlearnbench.runtime.adapters import LoraSettings, adapted, trainable_parameters
 from unlearnbench.runtime.params import TrainParams
 from unlearnbench.runtime.tracking import WANDB_TARGET, logger_kwargs
 
@@ -152,6 +153,7 @@ class FitStats:
     samples: int = 0
     stopped_early: bool = False
     resumed_from_step: int | None = None  # a killed fit resumed from its checkpoint at this step
+    trainable_parameters: int | None = None  # parameters the optimiser updated (LoRA: adapters and head)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -243,11 +245,19 @@ def fit(
     seed: int,
     checkpoint_every: int = 0,
     callbacks: Sequence[Callback] = (),
+    adapter: LoraSettings | None = None,
 ) -> FitStats:
     """Fit ``module`` for its params' budget. With ``checkpoint_every`` > 0 its state is kept in
     ``<log_dir>/checkpoints`` while it trains; a fit killed before its end resumes from there when
-    the job runs again, and the checkpoints go once it has finished."""
+    the job runs again, and the checkpoints go once it has finished. ``adapter``: train LoRA adapters
+    (and the head) only, merged into the model when the fit ends."""
     L.seed_everything(seed, workers=True, verbose=False)
+    with adapted(module, adapter):
+        stats = _fit(module, loader, trainer_cfg, logger_cfg, log_dir, checkpoint_every, callbacks)
+    return stats
+
+
+def _fit(module, loader, trainer_cfg, logger_cfg, log_dir, checkpoint_every, callbacks) -> FitStats:
     ckpt_dir = log_dir / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
     resume_from = last if checkpoint_every and last.exists() else None
@@ -275,6 +285,7 @@ def fit(
     with compiled_for_fit(module, trainer_cfg):
         stats = timed_fit(module, loader, trainer, resume_from)
     stats.resumed_from_step = resumed_step
+    stats.trainable_parameters = trainable_parameters(module)
     barrier()
     if is_main_process():
         shutil.rmtree(ckpt_dir, ignore_errors=True)

@@ -17,10 +17,15 @@ from unlearnbench.runtime.params import Recipe
 # after, and changes no model; so did val_path and test_path, whose null is how the data was then.
 _DESCRIPTIVE_DATA_KEYS = ("origin", "licence", "designs")
 _ADDED_AS_NULL = ("val_path", "test_path")
+# Model keys added after, at the value that trains the model as it was trained then.
+_MODEL_ADDED = {"adapter": "none", "gradient_checkpointing": False}
 _RECIPE_STOP = {"rule": "none", "every_n_steps": 10, "threshold": None, "val_max_samples": None}
 
 
 def _base(cfg: DictConfig, processes: int) -> dict[str, Any]:
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    if model.get("adapter", "none") == "none":
+        model.pop("lora", None)  # its settings change nothing without an adapter
     data = OmegaConf.to_container(cfg.data, resolve=True)
     spec = {
         "data": {
@@ -28,7 +33,7 @@ def _base(cfg: DictConfig, processes: int) -> dict[str, Any]:
             for k, v in data.items()
             if k not in _DESCRIPTIVE_DATA_KEYS and not (k in _ADDED_AS_NULL and v is None)
         },
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "model": {k: v for k, v in model.items() if k not in _MODEL_ADDED or v != _MODEL_ADDED[k]},
         "seed": int(cfg.seed),
         "precision": str(cfg.trainer.get("precision")),
     }
