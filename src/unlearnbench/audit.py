@@ -57,6 +57,19 @@ def headline(results: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _before_after(h: Mapping[str, Any]) -> list[str]:
+    """The before / after table of the headline scores and the membership AUC under it."""
+    return [
+        "| | before | after |",
+        "|---|---:|---:|",
+        f"| F1 on the removed samples | {_pct(h['forget_f1_before'])} | {_pct(h['forget_f1_after'])} |",
+        f"| F1 on test | {_pct(h['test_f1_before'])} | {_pct(h['test_f1_after'])} |",
+        "",
+        f"- loss-attack membership AUC, removed samples vs test (0.5: indistinguishable): "
+        f"{h['mia_loss_auc']}",
+    ]
+
+
 def model_card(results: Mapping[str, Any], title: str = "Unlearned model") -> str:
     """README.md of an exported model: what it is, what was removed and how, and the numbers."""
     run, sizes, h = results["run"], results.get("sizes") or {}, headline(results)
@@ -76,13 +89,7 @@ def model_card(results: Mapping[str, Any], title: str = "Unlearned model") -> st
         "",
         "## Headline numbers (scores in percent)",
         "",
-        "| | before | after |",
-        "|---|---:|---:|",
-        f"| F1 on the removed samples | {_pct(h['forget_f1_before'])} | {_pct(h['forget_f1_after'])} |",
-        f"| F1 on test | {_pct(h['test_f1_before'])} | {_pct(h['test_f1_after'])} |",
-        "",
-        f"- loss-attack membership AUC, removed samples vs test (0.5: indistinguishable): "
-        f"{h['mia_loss_auc']}",
+        *_before_after(h),
     ]
     if "forget_f1_retrained" in h:
         lines.append(
@@ -158,13 +165,7 @@ def audit_markdown(audit: Mapping[str, Any]) -> str:
         "",
         "## Before / after (percent)",
         "",
-        "| | before | after |",
-        "|---|---:|---:|",
-        f"| F1 on the removed samples | {_pct(h['forget_f1_before'])} | {_pct(h['forget_f1_after'])} |",
-        f"| F1 on test | {_pct(h['test_f1_before'])} | {_pct(h['test_f1_after'])} |",
-        "",
-        f"- loss-attack membership AUC (removed samples vs test; 0.5: indistinguishable): "
-        f"{h['mia_loss_auc']}",
+        *_before_after(h),
     ]
     if audit.get("reference"):
         lines.append(
