@@ -25,6 +25,7 @@ def fake_run(
     seconds: float,
     params: dict | None = None,
     sections: dict | None = None,
+    adapter: str | None = None,
 ) -> None:
     """A schema-1 run; ``sections``: more results.json sections (e.g. ``forget_quality``)."""
     metrics = {s: {"accuracy": test_f1, "f1_macro": test_f1, "n": 10} for s in ("forget", "retain", "test")}
@@ -36,6 +37,7 @@ def fake_run(
             "run": {
                 "dataset": "bbc",
                 "model": "m",
+                **({"adapter": adapter} if adapter else {}),
                 "method": method,
                 "forget": {"tag": "random-0.05"},
                 "seed": seed,
@@ -84,6 +86,18 @@ def test_a_hyper_parameter_sweep_gets_one_row_per_setting(tmp_path) -> None:
     assert summary.loc["gamma=0.1", "test_f1_macro_mean"] == pytest.approx(0.9)
     assert summary.loc["gamma=1.0", "test_f1_macro_mean"] == pytest.approx(0.8)
     assert summary.loc["gamma=1.0", "seeds"] == 2
+
+
+def test_lora_runs_are_rows_of_their_own_compared_with_lora_retraining(tmp_path) -> None:
+    for seed in (0, 1):
+        for adapter, f1 in (("none", 0.9), ("lora", 0.7)):
+            fake_run(tmp_path / adapter, "retrain", seed, f1, 10.0, adapter=adapter)
+            fake_run(tmp_path / adapter, "deepcut", seed, f1 - 0.05, 1.0, adapter=adapter)
+    summary = summarize(load_runs([tmp_path])[0]).set_index(["model", "method"])
+    assert summary.loc[("m", "deepcut"), "test_f1_macro_mean"] == pytest.approx(0.85)
+    assert summary.loc[("m+lora", "deepcut"), "test_f1_macro_mean"] == pytest.approx(0.65)
+    # the gap is to the retrained model of the same fine-tuning (LoRA against LoRA), not a mix
+    assert summary.loc[("m+lora", "deepcut"), "forget_f1_gap_mean"] == pytest.approx(0.05)
 
 
 def test_report_on_a_missing_dir_fails_clearly(tmp_path) -> None:

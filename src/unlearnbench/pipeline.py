@@ -108,6 +108,7 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     return {
         "dataset": cfg.data.name,
         "model": cfg.model.name,
+        "adapter": cfg.model.get("adapter") or "none",
         "method": cfg.method.name,
         "forget": {k: forget.get(k) for k in FORGET_IDENTITY if k in forget},
         "seed": int(cfg.seed),

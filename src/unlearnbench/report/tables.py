@@ -49,7 +49,8 @@ def _row(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     run = results["run"]
     row: dict[str, Any] = {
         "dataset": run["dataset"],
-        "model": run["model"],
+        # LoRA runs are rows of their own: the model "minilm+lora" beside full fine-tuning's "minilm"
+        "model": run["model"] + ("" if run.get("adapter", "none") == "none" else f"+{run['adapter']}"),
         "forget": run["forget"].get("tag") or run["forget"].get("strategy"),
         "method": run["method"],
         "seed": run["seed"],
