@@ -312,7 +312,9 @@ class Sisa(Procedure):
         def train(work_dir: Path):
             start = cls._checkpoint(ctx, params, k, sl - 1, specs, olds, shard, out)
             loader_seed = int(stable_hash([ctx.train_seed, k, sl], 8), 16)
-            model, meta = ctx.fine_tune(indices, params, work_dir, start=start, loader_seed=loader_seed)
+            model, meta = ctx.fine_tune(
+                indices, params, work_dir, start=start, loader_seed=loader_seed, label=f"shard {k} slice {sl}"
+            )
             out.status[k, sl] = "trained"
             return model, {**meta, "samples": len(indices), "shard": k, "slice": sl}
 
