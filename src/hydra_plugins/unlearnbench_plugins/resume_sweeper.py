@@ -7,7 +7,8 @@ config); a job whose config says ``resume=false`` is always launched.
 Locally this saves starting the job; on a cluster it saves a place in the queue.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Hydra's plugin scan runs this module outside
+# sys.modules, where dataclasses cannot resolve string annotations.
 
 import logging
 import time
