@@ -35,7 +35,9 @@ log = logging.getLogger("unlearnbench")
 
 # conf/hydra/launcher/submitit_slurm.yaml is complete on its own (every key, and _target_); Hydra 1.3
 # also validates it against the plugin's schema of the same name and warns that this will go away.
-warnings.filterwarnings("ignore", message=r"(?s)\s*.*is validated against ConfigStore schema with the same name")
+warnings.filterwarnings(
+    "ignore", message=r"(?s)\s*.*is validated against ConfigStore schema with the same name"
+)
 
 
 def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
