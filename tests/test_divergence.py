@@ -81,28 +81,31 @@ def test_a_diverging_original_fit_leaves_no_store_entry(make_cfg, tmp_path, monk
 
 def test_a_diverging_reference_fit_is_named(make_cfg, tmp_path, monkeypatch) -> None:
     cfg = make_cfg("method=original", "forget.ratio=0.13")  # a reference no other test has stored
-    method_cls, params, data = prepare(cfg)
+    _, _, data = prepare(cfg)
     ctx = RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), tmp_path / "run")
     ctx.original()  # trained (or stored) without trouble
     monkeypatch.setattr(SupervisedFit, "training_step", nan_loss)
-    with pytest.raises(DivergenceError, match=r"^method original: the retrained reference fit diverged at step 1"):
+    expected = r"^method original: the retrained reference fit diverged at step 1 "
+    with pytest.raises(DivergenceError, match=expected):
         ctx.reference_retrained()
     assert not ctx.store.has(ctx.reference_spec())
 
 
-def test_a_sweep_goes_on_past_a_diverging_job(shared_cache, tmp_path) -> None:
+def test_a_sweep_goes_on_past_a_diverging_job_and_resume_false_launches_every_job(
+    shared_cache, tmp_path
+) -> None:
     conf = tmp_path / "conf" / "method"
     conf.mkdir(parents=True)
     (conf / "diverging.yaml").write_text(DIVERGING_YAML)
     sweep = tmp_path / "sweep"
-    out = unlearnbench(
+    args = [
         "-m",
         f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
         "method=diverging,original",
         "eval.reference=false",
         f"hydra.sweep.dir={sweep}",
-        cache=shared_cache,
-    )
+    ]
+    out = unlearnbench(*args, cache=shared_cache)
     assert out.returncode == 0, out.stderr[-3000:]
     (error_file,) = sweep.rglob("error.json")
     assert "method=diverging" in error_file.parent.name
@@ -113,3 +116,11 @@ def test_a_sweep_goes_on_past_a_diverging_job(shared_cache, tmp_path) -> None:
     (done,) = sweep.rglob("results.json")
     assert "method=original" in done.parent.name  # the rest of the sweep went on
     assert "Failed runs" in (sweep / "results.md").read_text()
+
+    # resume=false: the sweeper leaves nothing out, the finished job runs again.
+    stamp = done.stat().st_mtime_ns
+    again = unlearnbench(*args, "resume=false", cache=shared_cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    output = again.stdout + again.stderr
+    assert "Launching 2 jobs locally" in output and "left out" not in output and "skip (done)" not in output
+    assert done.stat().st_mtime_ns != stamp and error_file.exists()
