@@ -10,7 +10,7 @@ import re
 import pytest
 import torch
 
-from tests.test_cli import unlearnbench
+from tests.test_cli import unlearnbench_here
 from unlearnbench.errors import DivergenceError
 from unlearnbench.methods.finetune import FineTune
 from unlearnbench.pipeline import prepare, run_experiment
@@ -92,7 +92,7 @@ def test_a_diverging_reference_fit_is_named(make_cfg, tmp_path, monkeypatch) -> 
 
 
 def test_a_sweep_goes_on_past_a_diverging_job_and_resume_false_launches_every_job(
-    shared_cache, tmp_path
+    shared_cache, tmp_path, monkeypatch, capsys
 ) -> None:
     conf = tmp_path / "conf" / "method"
     conf.mkdir(parents=True)
@@ -105,8 +105,7 @@ def test_a_sweep_goes_on_past_a_diverging_job_and_resume_false_launches_every_jo
         "eval.reference=false",
         f"hydra.sweep.dir={sweep}",
     ]
-    out = unlearnbench(*args, cache=shared_cache)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert unlearnbench_here(monkeypatch, *args, cache=shared_cache) == 0, capsys.readouterr().err[-3000:]
     (error_file,) = sweep.rglob("error.json")
     assert "method=diverging" in error_file.parent.name
     error = json.loads(error_file.read_text())
@@ -119,8 +118,8 @@ def test_a_sweep_goes_on_past_a_diverging_job_and_resume_false_launches_every_jo
 
     # resume=false: the sweeper leaves nothing out, the finished job runs again.
     stamp = done.stat().st_mtime_ns
-    again = unlearnbench(*args, "resume=false", cache=shared_cache)
-    assert again.returncode == 0, again.stderr[-3000:]
-    output = again.stdout + again.stderr
+    capsys.readouterr()
+    assert unlearnbench_here(monkeypatch, *args, "resume=false", cache=shared_cache) == 0
+    output = "".join(capsys.readouterr())
     assert "Launching 2 jobs locally" in output and "left out" not in output and "skip (done)" not in output
     assert done.stat().st_mtime_ns != stamp and error_file.exists()
