@@ -45,9 +45,9 @@ SLURM = [
 
 def sacct_jobs() -> set[str]:
     """The ids of every job (array elements included) that the cluster's accounting knows."""
-    out = subprocess.run(
-        ["sacct", "-a", "-X", "-n", "-o", "JobID"], capture_output=True, text=True, timeout=30
-    )
+    # -S: from long ago, not sacct's default of today's midnight (a test may run across it)
+    cmd = ["sacct", "-a", "-X", "-n", "-o", "JobID", "-S", "2000-01-01T00:00:00"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     return {line.strip() for line in out.stdout.splitlines() if line.strip()}
 
 

@@ -96,11 +96,13 @@ def check_subsample(data: Dataset, cfg: Mapping[str, Any], n: int, seed: int) ->
         val_f, test_f = split_fractions(cfg)
     except ConfigError:
         return  # the split refuses its own fractions
-    if class_counts(data) is None or split_shortfall(class_counts(data), val_f, test_f) is not None:
+    whole = class_counts(data)
+    if whole is None or split_shortfall(whole, val_f, test_f) is not None:
         return  # not classes per sample, or the whole dataset is too small: the split says so
 
     def problem(size: int) -> str | None:
-        return split_shortfall(class_counts(data, subsample_indices(data.labels, size, seed)), val_f, test_f)
+        kept = class_counts(data, subsample_indices(data.labels, size, seed)) or {}
+        return split_shortfall({name: kept.get(name, 0) for name in whole}, val_f, test_f)
 
     if n >= len(data) or problem(n) is None:
         return
