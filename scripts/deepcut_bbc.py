@@ -20,9 +20,10 @@ SWEEP = ROOT / "outputs" / "sweeps" / "deepcut_bbc"
 HEADER = """# DeepCUT vs the core baselines on BBC x MiniLM
 
 Written by `python scripts/deepcut_bbc.py` (sweep: conf/experiment/deepcut_bbc.yaml), on a 2-core
-CPU with no GPU. Scores in percent, mean ± the half-width of the 95 % t-interval over the seeds; `gap F1 forget` = |forget F1 -
-retrain's forget F1| per seed (lower: closer to exact unlearning); `× retrain` = unlearning wall
-time / retrain's. `class-0-1.0` is the whole class "business" (forget.class_name=0).
+CPU with no GPU. Scores in percent, mean ± the 95 % t-interval half-width over the seeds;
+`gap F1 forget` = |forget F1 - retrain's| per seed (lower: closer to exact unlearning);
+`× retrain` = unlearning wall time / retrain's. `class-0-1.0` is the whole class "business"
+(forget.class_name=0).
 """
 
 
