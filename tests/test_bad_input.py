@@ -17,6 +17,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig
 
 import unlearnbench
 from tests.conftest import TINY
+from tests.test_cli import unlearnbench_here
 from unlearnbench.errors import UnlearnbenchError
 from unlearnbench.pipeline import run_experiment
 
@@ -32,6 +33,8 @@ NL = "\n"
 BAD_JSON = '["a", '
 MIXED_LABELS = [{"text": "a", "label": 1}, {"text": "b", "label": "x"}]
 GOOD = {"text": ["good film", "bad film", "fine film", "dull film"], "label": ["pos", "neg", "pos", "neg"]}
+ONE_CLASS = {"text": [f"film {i}" for i in range(40)], "label": ["pos"] * 40}
+RARE_CLASS = {"text": [f"film {i}" for i in range(40)], "label": ["pos"] * 38 + ["neg"] * 2}
 
 
 def write(tmp: Path, name: str, content: str | bytes) -> str:
@@ -312,6 +315,100 @@ CASES: list[tuple[str, Case, list[str]]] = [
     ("eval-batch-size-zero", lambda t: ["eval.batch_size=0"], [r"eval\.batch_size=0 .*a positive integer"]),
     # other keys of the run
     ("seed-not-an-integer", lambda t: ["seed=abc"], [r"seed='abc' is invalid: an integer"]),
+    ("seed-negative", lambda t: ["seed=-5"], [r"^seed=-5 is invalid: an integer in \[0, 4294967295\]$"]),
+    (
+        "seed-too-large",
+        lambda t: ["data.subsample_seed=4294967296"],
+        [r"data\.subsample_seed=4294967296 is invalid: an integer in \[0, 4294967295\]"],
+    ),
+    # non-finite numbers, wherever they are in the config
+    (
+        "nan-method-param",
+        lambda t: ["method=deepcut", "method.gamma=nan"],
+        [r"method\.gamma=nan .*a finite number"],
+    ),
+    (
+        "inf-method-param",
+        lambda t: ["method=deepcut", "method.tau=inf"],
+        [r"method\.tau=inf .*a finite number"],
+    ),
+    # values that are each valid but impossible together: sizes against the model and the data
+    (
+        "max-length-above-positions",
+        lambda t: ["data.max_length=100000"],
+        [
+            r"data\.max_length=100000 is invalid: at most 512, .*max_position_embeddings",
+            r"special tokens included",
+        ],
+    ),
+    (
+        "max-length-below-special-tokens",
+        lambda t: ["data.max_length=2"],
+        [r"data\.max_length=2 is invalid: an integer above 2, the tokenizer's special tokens"],
+    ),
+    (
+        "max-samples-below-classes",
+        lambda t: ["data.max_samples=3"],
+        [r"data\.max_samples=3 is invalid: at least 42 for dataset 'bbc'", r"each class needs 3 samples"],
+    ),
+    (
+        "max-samples-too-few-for-the-split",
+        lambda t: ["data.max_samples=40"],
+        [
+            r"data\.max_samples=40 .*at least 42 ",
+            r"the val split gets 4 of 40 samples.*fewer than the 5 classes",
+        ],
+    ),
+    (
+        "test-fraction-too-small-for-the-classes",
+        lambda t: ["data.test_fraction=0.01"],
+        [r"the test split gets 2 of 200 samples \(data\.val_fraction=0\.1, data\.test_fraction=0\.01\)"],
+    ),
+    (
+        "sisa-shards-above-samples",
+        lambda t: ["method=sisa", "method.shards=500"],
+        [r"method\.shards=500 is invalid: at most 28: the 140 training samples of 5 classes"],
+    ),
+    (
+        "sisa-slices-above-samples",
+        lambda t: ["method=sisa", "method.shards=5", "method.slices=100"],
+        [r"method\.slices=100 is invalid: at most 28 with method\.shards=5"],
+    ),
+    # degenerate data: one class, a class too small for the split
+    (
+        "local-one-class",
+        lambda t: ["data=local", f"data.path={local_csv(t, ONE_CLASS)}"],
+        [r"dataset 'local' holds one label, 'pos', in all its 40 records .*at least 2 classes"],
+    ),
+    (
+        "local-one-class-of-two-declared",
+        lambda t: ["data=local", f"data.path={local_csv(t, ONE_CLASS)}", "data.label_names=[neg,pos]"],
+        [r"holds one label, 'pos'"],
+    ),
+    (
+        "local-class-too-small-for-the-split",
+        lambda t: ["data=local", f"data.path={local_csv(t, RARE_CLASS)}"],
+        [r"too few samples \(40\) for the split: class 'neg' has 2; each class needs 3 samples"],
+    ),
+    # paths that are neither a directory nor a hub id
+    (
+        "model-path-missing",
+        lambda t: ["model=hf", "model.path=/nonexistent"],
+        [
+            r"model\.path='/nonexistent' is invalid: a local model directory or a hub model id",
+            r"no such directory",
+        ],
+    ),
+    (
+        "model-path-a-file",
+        lambda t: ["model=hf", f"model.path={write(t, 'model.bin', 'x')}"],
+        [r"model\.path='.*model\.bin' .*it is a file, not a directory"],
+    ),
+    (
+        "tokenizer-path-missing",
+        lambda t: [f"model.tokenizer={t / 'no-tokenizer'}"],
+        [r"model\.tokenizer='.*no-tokenizer' is invalid: .*no such directory, and it is not a hub id"],
+    ),
     (
         "trust-remote-code-not-a-bool",
         lambda t: ["model.trust_remote_code='yes'"],
@@ -388,6 +485,73 @@ def test_cli_ends_with_one_line_and_exit_status_2(tmp_path, overrides: Case, las
     assert re.match(last_line, lines[-1]), lines[-1]
     assert "Traceback" not in out.stderr and len(lines) <= 3, out.stderr
     assert not (tmp_path / "cache" / "models").exists()
+
+
+# Bad input that Hydra finds while it composes the config (the app never runs).
+HYDRA_CASES = [
+    (
+        "misspelled-key",
+        ["forgett.ratio=0.1"],
+        r"error: forgett\.ratio=0\.1 is invalid: not a key of the config; "
+        r"the closest valid keys: forget\.ratio",
+    ),
+    (
+        "unknown-key",
+        ["trainer.max_epochs=-1"],
+        r"error: trainer\.max_epochs=-1 is invalid: not a key of the config; "
+        r"the closest valid keys: .*train\.epochs",
+    ),
+    (
+        "misspelled-group",
+        ["forgett=random"],
+        r"error: forgett='random' is invalid: not a key of the config; the closest valid keys: forget\b",
+    ),
+    (
+        "unknown-hydra-option",
+        ["hydra/launcher=submitit_slrum"],
+        r"error: hydra/launcher='submitit_slrum' is invalid: "
+        r"one of basic, joblib, submitit_local, submitit_slurm$",
+    ),
+    (
+        "unknown-hydra-key",
+        ["hydra.launcher.partitoin=debug", "hydra/launcher=submitit_slurm"],
+        r"error: hydra\.launcher\.partitoin='debug' is invalid: "
+        r".*closest valid keys: hydra\.launcher\.partition",
+    ),
+    ("unparsable-override", ["method.gamma=[1,"], r"error: cannot parse the override 'method\.gamma=\[1,'"),
+]
+
+
+def run_main(monkeypatch, tmp_path: Path, *overrides: str) -> int:
+    """``unlearnbench OVERRIDES`` in this process (composition errors need no subprocess)."""
+    return unlearnbench_here(
+        monkeypatch, f"hydra.run.dir={tmp_path / 'run'}", *overrides, cache=tmp_path / "cache"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "last_line"), [c[1:] for c in HYDRA_CASES], ids=[c[0] for c in HYDRA_CASES]
+)
+def test_hydra_composition_errors_end_with_one_line_and_exit_status_2(
+    tmp_path, monkeypatch, capsys, overrides: list[str], last_line: str
+) -> None:
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    status = run_main(monkeypatch, tmp_path, *overrides)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert re.match(last_line, lines[-1]), lines[-1]
+    assert "Traceback" not in err and len(lines) <= 3, err
+    assert "HYDRA_FULL_ERROR" not in os.environ  # set only while Hydra ran
+    assert not (tmp_path / "cache").exists()
+
+
+def test_hydra_full_error_shows_hydras_own_report_of_an_unknown_key(tmp_path, monkeypatch) -> None:
+    from hydra.errors import ConfigCompositionException
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(ConfigCompositionException, match=r"Could not override 'trainer\.max_epochs'"):
+        run_main(monkeypatch, tmp_path, "trainer.max_epochs=-1")
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path) -> None:

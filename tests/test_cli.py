@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,32 @@ def unlearnbench(*args: str, cache: Path) -> subprocess.CompletedProcess:
     overrides = [a for a in args if not a.startswith("-")]
     cmd = [sys.executable, "-m", "unlearnbench.cli", *flags, *TINY, f"paths.cache_dir={cache}", *overrides]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def unlearnbench_here(monkeypatch, *args: str, cache: Path) -> int:
+    """``unlearnbench ARGS`` in this process (no interpreter to start): its exit status. What Hydra
+    sets up globally (its state, the root logger's handlers) is undone afterwards."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from unlearnbench.cli.run import main
+
+    flags = [a for a in args if a.startswith("-")]
+    overrides = [a for a in args if not a.startswith("-")]
+    monkeypatch.setattr(sys, "argv", ["unlearnbench", *flags, *TINY, f"paths.cache_dir={cache}", *overrides])
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        GlobalHydra.instance().clear()
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return 0
 
 
 def test_sweep_writes_report_resumes_and_survives_a_failed_job(tmp_path) -> None:

@@ -45,6 +45,21 @@ def test_a_wheel_installed_outside_the_repo_composes_its_configs(tmp_path) -> No
         cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "name: deepcut" in out and "tau: 0.5" in out and "rule: auto" in out
+    # The Hydra plugins (the resuming sweeper, the checked Slurm launcher) ship in the wheel too,
+    # inside the hydra_plugins namespace that Hydra searches (and without an __init__ of their own).
+    assert not (site / "hydra_plugins" / "__init__.py").exists()
+    probe = (
+        "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "
+        "import hydra_plugins.unlearnbench_plugins as p; print(p.__file__); "
+        "print(' '.join(c.__name__ for c in Plugins.instance().discover(Sweeper)))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert (
+        Path(found[0]).parent == site / "hydra_plugins" / "unlearnbench_plugins"
+        and "ResumingSweeper" in found[1]
+    )
 
 
 USER_METHOD = '''

@@ -18,3 +18,8 @@ class ConfigError(UnlearnbenchError):
 
 class DataError(UnlearnbenchError):
     """The data itself (a file, a column, a record) cannot be used."""
+
+
+class DivergenceError(UnlearnbenchError):
+    """A fit's loss became NaN or infinite: the fit stops at that step (its message names the
+    method, the fit and the step)."""

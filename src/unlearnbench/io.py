@@ -182,3 +182,24 @@ def unreachable_reason(host: str, port: int = 443, timeout: float = 2.0) -> str 
     if result[0] is not None:
         return f"{host} cannot be reached ({result[0]})"
     return None
+
+
+def check_dir_or_hub_id(key: str, value: Any, what: str) -> None:
+    """``value`` must name a local directory or be a well-formed Hugging Face hub id (``name`` or
+    ``org/name``): a path that is neither is refused now, naming ``key``, not by the hub client later.
+    ``what``: what the key names, e.g. "a local model directory or a hub model id (org/name)"."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    from unlearnbench.errors import ConfigError
+
+    path = Path(os.path.expanduser(str(value)))
+    if path.is_dir():
+        return
+    if path.exists():
+        raise ConfigError(key, str(value), f"{what}; it is a file, not a directory")
+    try:
+        validate_repo_id(str(value))
+    except HFValidationError:
+        allowed = f"{what}; there is no such directory, and it is not a hub id"
+        raise ConfigError(key, str(value), allowed) from None

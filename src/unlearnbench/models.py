@@ -13,7 +13,7 @@ import transformers
 from transformers import AutoConfig, AutoTokenizer, BertConfig, PreTrainedModel
 
 from unlearnbench.errors import ConfigError, UnlearnbenchError
-from unlearnbench.io import package_dir
+from unlearnbench.io import check_dir_or_hub_id, package_dir
 from unlearnbench.tasks import Task, get_task, task_of_architectures
 
 MODEL_SOURCES = ("embedded", "hub", "random")
@@ -38,6 +38,7 @@ def _pretrained_location(cfg: Mapping[str, Any]) -> str:
     if source == "hub":
         if not cfg.get("path"):
             raise ConfigError("model.path", cfg.get("path"), "a hub model id or a local model directory")
+        check_dir_or_hub_id("model.path", cfg["path"], "a local model directory or a hub model id (org/name)")
         return str(cfg["path"])
     raise ConfigError("model.source", source, f"one of {', '.join(MODEL_SOURCES)}")
 
@@ -81,10 +82,77 @@ def check_model_config(cfg: Mapping[str, Any]) -> None:
             pass  # no config.json: loading it says so, with the path
 
 
+# Models whose position ids start after the padding index (RoBERTa's scheme): they hold
+# max_position_embeddings - pad_token_id - 1 tokens.
+OFFSET_POSITIONS = (
+    "roberta",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "longformer",
+    "mpnet",
+    "data2vec-text",
+)
+
+
+def position_limit(cfg: Mapping[str, Any]) -> tuple[int, str] | None:
+    """The most tokens (special tokens included) the model's position embeddings hold, and where that
+    number comes from; None when the model has no such limit or it cannot be read here (a hub
+    model that is not downloaded yet)."""
+    if cfg.get("checkpoint") is not None:
+        where = "model.checkpoint"
+        config = _read_config(Path(str(cfg["checkpoint"])))
+    elif cfg.get("source") == "random":
+        where = "model.architecture"
+        config = {"model_type": "bert", "max_position_embeddings": 512, **dict(cfg.get("architecture") or {})}
+    else:
+        try:
+            location = _pretrained_location(cfg)
+            where = "the embedded model" if cfg.get("source") == "embedded" else f"'{location}'"
+            if Path(location).is_dir():
+                config = _read_config(Path(location))
+            else:
+                config = AutoConfig.from_pretrained(location, trust_remote_code=False).to_dict()
+        except Exception:  # not downloadable here, or it needs its own code: loading it says why
+            return None
+    if not config or not isinstance(config.get("max_position_embeddings"), int):
+        return None
+    if config.get("position_biased_input") is False:  # relative positions only (DeBERTa-v2/v3)
+        return None
+    limit = int(config["max_position_embeddings"])
+    if config.get("model_type") in OFFSET_POSITIONS:
+        pad = config.get("pad_token_id")
+        limit -= (1 if pad is None else int(pad)) + 1
+    return limit, f"max_position_embeddings of {where}"
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_max_length(cfg: Mapping[str, Any], max_length: Any, tokenizer: Any) -> None:
+    """``data.max_length`` (tokens per input, special tokens included) must leave room for a word
+    after the tokenizer's special tokens, and fit the model's position embeddings."""
+    specials = len(tokenizer("")["input_ids"])  # the special tokens every input carries
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= specials:
+        allowed = f"an integer above {specials}, the tokenizer's special tokens per input"
+        raise ConfigError("data.max_length", max_length, allowed)
+    found = position_limit(cfg)
+    if found is not None and max_length > found[0]:
+        limit, where = found
+        allowed = f"at most {limit}, the positions the model holds ({where}), special tokens included"
+        raise ConfigError("data.max_length", max_length, allowed)
+
+
 def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
     location = cfg.get("tokenizer") or None
     if location == "embedded" or (location is None and cfg.get("source") == "random"):
         location = str(embedded_minilm_dir())
+    elif location is not None:
+        check_dir_or_hub_id("model.tokenizer", location, "a tokenizer directory or hub id, or embedded")
     location = location or _pretrained_location(cfg)
     try:
         return AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code(cfg))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from unlearnbench.audit import model_card
 from unlearnbench.data import UnlearnDataModule
@@ -28,7 +31,13 @@ from unlearnbench.errors import ConfigError
 from unlearnbench.evaluation import EvalOptions, evaluate_run
 from unlearnbench.io import atomic_dir, atomic_path, atomic_write_json, json_ready, package_versions
 from unlearnbench.methods import METHODS, Method, get_method
-from unlearnbench.models import check_checkpoint, check_model_config, export_model, load_tokenizer
+from unlearnbench.models import (
+    check_checkpoint,
+    check_max_length,
+    check_model_config,
+    export_model,
+    load_tokenizer,
+)
 from unlearnbench.pools import PoolBuilder, PoolOptions
 from unlearnbench.requests import run_requests
 from unlearnbench.results import (
@@ -118,6 +127,46 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+SEED_MAX = 2**32 - 1  # what every seeded library takes (numpy, scikit-learn, Lightning)
+
+
+def config_leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every (dotted key, value) of a resolved config tree, list items as ``key[i]``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from config_leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from config_leaves(value, f"{prefix}[{i}]")
+    else:
+        yield prefix, node
+
+
+def resolved_leaves(cfg: DictConfig) -> list[tuple[str, Any]]:
+    try:
+        return list(config_leaves(OmegaConf.to_container(cfg, resolve=True)))
+    except OmegaConfBaseException:  # a value that does not resolve: the check of its key says so
+        return []
+
+
+def check_seeds(cfg: DictConfig) -> None:
+    """Every seed of the config (``seed``, ``*_seed``) is an integer in [0, 2**32 - 1], or null."""
+    for key, value in resolved_leaves(cfg):
+        name = key.rsplit(".", 1)[-1]
+        if value is None or not (name == "seed" or name.endswith("_seed")):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+            nullable = ", or null for the value of seed" if key in ("train_seed", "unlearn_seed") else ""
+            raise ConfigError(key, value, f"an integer in [0, {SEED_MAX}]{nullable}")
+
+
+def check_finite(cfg: DictConfig) -> None:
+    """No number anywhere in the config is NaN or infinite."""
+    for key, value in resolved_leaves(cfg):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(key, value, "a finite number")
+
+
 def prepare(cfg: DictConfig) -> tuple[type[Method], Any, UnlearnDataModule]:
     """Everything that can fail on bad input, done before any training."""
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
@@ -126,14 +175,17 @@ def prepare(cfg: DictConfig) -> tuple[type[Method], Any, UnlearnDataModule]:
         value = cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(key, value, "an integer, or null for the value of seed")
+    check_seeds(cfg)
     method_cls = method_class(cfg.method)
     params = method_cls.parse_params(cfg.method)
     train_recipe(cfg)
     compile_option(cfg.trainer)
     EvalOptions.from_cfg(OmegaConf.to_container(cfg.eval, resolve=True))
     pool_options(cfg)
+    check_finite(cfg)  # after the checks above, whose messages say more about their own keys
     check_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model)
+    check_max_length(cfg.model, cfg.data.get("max_length", 128), tokenizer)
     data = UnlearnDataModule(
         cfg.data,
         cfg.forget,

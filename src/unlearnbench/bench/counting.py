@@ -53,11 +53,11 @@ def counting_trainings() -> Iterator[Counter]:
     counts: Counter = Counter()
     fine_tune, outputs = RunContext.fine_tune, eval_inputs.predict_splits
 
-    def counted_fine_tune(self, indices, recipe, log_dir, start=None, loader_seed=None):
+    def counted_fine_tune(self, indices, recipe, log_dir, start=None, **kwargs):
         if start is None:
             split = _trained_split(self, indices)
             counts[TRAINED.get(split, split)] += 1
-        return fine_tune(self, indices, recipe, log_dir, start=start, loader_seed=loader_seed)
+        return fine_tune(self, indices, recipe, log_dir, start=start, **kwargs)
 
     def counted_outputs(model, data, splits, embeddings=True):
         counts["outputs:" + "+".join(splits)] += 1

@@ -7,13 +7,17 @@ a user error into one clear line instead of a traceback.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
 import sys
 import traceback
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -31,7 +35,9 @@ log = logging.getLogger("unlearnbench")
 
 # conf/hydra/launcher/submitit_slurm.yaml is complete on its own (every key, and _target_); Hydra 1.3
 # also validates it against the plugin's schema of the same name and warns that this will go away.
-warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema with the same name.*")
+warnings.filterwarnings(
+    "ignore", message=r"(?s)\s*.*is validated against ConfigStore schema with the same name"
+)
 
 
 def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
@@ -52,10 +58,7 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
         if multirun:  # the other jobs of the sweep go on; the report lists this one
             log.error("job failed (%s: %s); details in %s", type(exc).__name__, exc, run_dir / ERROR_FILE)
             return
-        if isinstance(exc, UnlearnbenchError) and os.environ.get("HYDRA_FULL_ERROR") != "1":
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            sys.exit(2)
-        raise
+        raise  # main() prints an UnlearnbenchError in one line (HYDRA_FULL_ERROR=1: the traceback)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
@@ -96,15 +99,160 @@ def check_group_options(args: list[str], conf_dir: str | Path = CONF_DIR) -> Non
                 raise ConfigError(group, option, f"one of {', '.join(options)}")
 
 
-def main() -> None:
-    """The ``unlearnbench`` command: the Hydra app, after a check of the config group options."""
-    if os.environ.get("HYDRA_FULL_ERROR") != "1":  # HYDRA_FULL_ERROR=1: Hydra's own report
+def hydra_overrides(args: list[str]) -> list[str]:
+    """The overrides among the command's arguments (Hydra's flags and their values left out)."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        return list(get_args_parser().parse_known_args(args)[0].overrides)
+    except SystemExit:  # argparse refused the flags: Hydra will say so
+        return []
+
+
+def config_keys(overrides: list[str]) -> list[str]:
+    """Every key of the config that ``overrides`` compose (dotted, nodes and leaves, the hydra node
+    included): sweeps take their first value; overrides that do not compose are left out."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    parser = OverridesParser.create()
+    single: list[str] = []
+    for text in overrides:
         try:
-            check_group_options(sys.argv[1:])
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
-    hydra_main()
+            (override,) = parser.parse_overrides([text])
+        except Exception:
+            continue
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                continue
+            first = next(iter(override.sweep_string_iterator()), None)
+            text = f"{override.get_key_element()}={first}"
+        single.append(text)
+
+    def compose_with(chosen: list[str]) -> DictConfig:
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+                return compose("config", overrides=chosen, return_hydra_config=True)
+        finally:
+            GlobalHydra.instance().clear()
+
+    try:
+        cfg = compose_with(single)
+    except Exception:  # keep what composes on its own (the group choices, the search path)
+        good = []
+        for text in single:
+            try:
+                compose_with([*good, text])
+                good.append(text)
+            except Exception:
+                continue
+        cfg = compose_with(good)
+
+    keys: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for key in node:
+            path = f"{prefix}{key}"
+            keys.append(path)
+            child = node._get_node(key)
+            if OmegaConf.is_dict(child):
+                walk(child, f"{path}.")
+
+    walk(cfg, "")
+    return keys
+
+
+def unknown_key(key: str, value: Any, args: list[str]) -> ConfigError:
+    """``key`` is not in the config: the closest valid keys, else the keys beside it."""
+    try:
+        keys = config_keys([a for a in hydra_overrides(args) if a.lstrip("+~").split("=", 1)[0] != key])
+    except Exception:  # the list of keys is a help; the line must come whatever happens
+        keys = []
+    close = difflib.get_close_matches(key, keys, n=4, cutoff=0.6)
+    parent = key.rpartition(".")[0]
+    if close:
+        allowed = f"not a key of the config; the closest valid keys: {', '.join(close)}"
+    else:
+        level = [k for k in keys if k.rpartition(".")[0] == parent]
+        where = f"under {parent}" if parent and level else "at the top level"
+        level = level or [k for k in keys if "." not in k]
+        allowed = f"not a key of the config; the keys {where}: {', '.join(level[:20])}"
+    return ConfigError(key, value, allowed)
+
+
+def one_line_error(exc: Exception, args: list[str]) -> UnlearnbenchError:
+    """A Hydra composition or override error as one line that names the key and what is allowed."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    message = str(exc)
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        if group:
+            return ConfigError(group, option, f"one of {', '.join(sorted(exc.options))}")
+    match = re.match(r"Could not override '([^']+)'", message) or re.search(
+        r"Could not delete from config\. '([^']+)' does not exist", message
+    )
+    if match:
+        key = match.group(1)
+        given = [a.lstrip("+~").partition("=") for a in hydra_overrides(args)]
+        value = next((v for k, eq, v in given if k == key and eq), None)
+        return unknown_key(key, _override_value(value), args)
+    lines = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    if isinstance(exc, OverrideParseException):
+        return UnlearnbenchError(f"cannot parse the override {exc.override!r}: {lines}")
+    return UnlearnbenchError(lines)
+
+
+def _override_value(text: str | None) -> Any:
+    """The value of an override as Hydra reads it (``-1`` an int, ``a,b`` a sweep's text)."""
+    if text is None:
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        (override,) = OverridesParser.create().parse_overrides([f"k={text}"])
+        return text if override.is_sweep_override() else override.value()
+    except Exception:
+        return text
+
+
+@contextmanager
+def hydra_raises() -> Iterator[None]:
+    """Inside: Hydra raises its errors (and the app's) instead of printing them, for main() to report."""
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
+
+
+def main() -> None:
+    """The ``unlearnbench`` command: the Hydra app. Bad input, whether the app finds it or Hydra does
+    (an unknown key or option, an override that does not parse, a launcher's refusal), ends with
+    one line, ``error: ...``, and exit status 2; ``HYDRA_FULL_ERROR=1`` shows Hydra's own report."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        hydra_main()
+        return
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    args = sys.argv[1:]
+    try:
+        check_group_options(args)
+        with hydra_raises():
+            hydra_main()
+    except UnlearnbenchError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        sys.exit(2)
+    except (ConfigCompositionException, OverrideParseException) as exc:
+        print(f"error: {redact(str(one_line_error(exc, args)))}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import numpy as np
 from unlearnbench.data import embedded
 from unlearnbench.data.files import Dataset, load_local
 from unlearnbench.data.hub import load_hf
+from unlearnbench.data.splits import class_counts, split_fractions, split_shortfall
 from unlearnbench.errors import ConfigError, DataError
 from unlearnbench.tasks import get_task, task_of
 
@@ -48,6 +49,13 @@ def load_raw(cfg: Mapping[str, Any]) -> Dataset:
     values = task_of(data).label_values(data)
     if values.min() < 0 or values.max() >= data.num_labels:
         raise DataError(f"dataset '{data.name}': labels outside 0..{data.num_labels - 1}")
+    present = np.unique(values)
+    if len(present) < 2:
+        column = f" (data.label_column '{cfg['label_column']}')" if cfg.get("label_column") else ""
+        raise DataError(
+            f"dataset '{data.name}' holds one label, {data.label_names[int(present[0])]!r}, in all its "
+            f"{len(data)} records{column}: classification needs at least 2 classes"
+        )
     return data
 
 
@@ -56,8 +64,58 @@ def load_source(cfg: Mapping[str, Any]) -> Dataset:
     data = load_raw(cfg)
     max_samples = cfg.get("max_samples")
     if max_samples is not None:
-        data = stratified_subsample(data, int(max_samples), int(cfg.get("subsample_seed", 0)))
+        seed = int(cfg.get("subsample_seed", 0))
+        try:
+            n = int(max_samples)
+        except (TypeError, ValueError):
+            n = 0
+        if n <= 0 or isinstance(max_samples, bool):
+            raise ConfigError("data.max_samples", max_samples, "a positive number of samples, or null")
+        check_subsample(data, cfg, n, seed)
+        data = stratified_subsample(data, n, seed)
     return data
+
+
+def subsample_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The sorted indices of n of the samples, stratified by ``labels`` where that can be done."""
+    from sklearn.model_selection import train_test_split
+
+    if n >= len(labels):
+        return np.arange(len(labels))
+    try:
+        keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
+    except ValueError:  # fewer samples kept (or left) than strata: a seeded plain draw
+        keep = np.random.default_rng(seed).choice(len(labels), size=n, replace=False)
+    return np.sort(keep)
+
+
+def check_subsample(data: Dataset, cfg: Mapping[str, Any], n: int, seed: int) -> None:
+    """``data.max_samples`` must keep enough samples of every class for the split (each class in
+    train, val and test); the message says the smallest number that does."""
+    try:
+        val_f, test_f = split_fractions(cfg)
+    except ConfigError:
+        return  # the split refuses its own fractions
+    whole = class_counts(data)
+    if whole is None or split_shortfall(whole, val_f, test_f) is not None:
+        return  # not classes per sample, or the whole dataset is too small: the split says so
+
+    def problem(size: int) -> str | None:
+        kept = class_counts(data, subsample_indices(data.labels, size, seed)) or {}
+        return split_shortfall({name: kept.get(name, 0) for name in whole}, val_f, test_f)
+
+    if n >= len(data) or problem(n) is None:
+        return
+    low, high = n, len(data)  # problem(low) holds, problem(high) does not
+    step = max(1, n)
+    while low + step < high and problem(low + step) is not None:
+        low, step = low + step, step * 2
+    high = min(high, low + step)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if problem(middle) is not None else (low, middle)
+    allowed = f"at least {high} for dataset '{data.name}' and its split; with {n}: {problem(n)}"
+    raise ConfigError("data.max_samples", n, allowed)
 
 
 def stratified_subsample(data: Dataset, n: int, seed: int) -> Dataset:
@@ -70,9 +128,6 @@ def stratified_subsample(data: Dataset, n: int, seed: int) -> Dataset:
         raise ConfigError("data.max_samples", n, "null when data.val_path / data.test_path give the splits")
     if n >= len(data):
         return data
-    from sklearn.model_selection import train_test_split
-
-    keep, _ = train_test_split(np.arange(len(data)), train_size=n, stratify=data.labels, random_state=seed)
-    out = data.subset(np.sort(keep))
+    out = data.subset(subsample_indices(data.labels, n, seed))
     out.meta["subsampled_from"] = len(data)
     return out

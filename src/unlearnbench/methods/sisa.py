@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from unlearnbench.data import UnlearnDataModule
 from unlearnbench.distributed import process_info
 from unlearnbench.errors import ConfigError
 from unlearnbench.io import atomic_write_json, stable_hash
@@ -182,6 +183,25 @@ class Sisa(Procedure):
     Params = SisaParams
 
     @classmethod
+    def check_data(cls, params: SisaParams, data: UnlearnDataModule) -> None:
+        """Each shard must be able to hold every class, and each slice a sample: S <= N / C and
+        S x L <= N for N training samples of C classes."""
+        n = len(data.splits.train)
+        classes = max(1, len(data.held_classes("train")))
+        if params.shards > n // classes:
+            allowed = (
+                f"at most {n // classes}: the {n} training samples of {classes} classes must give "
+                f"every shard room for each class"
+            )
+            raise ConfigError("method.shards", params.shards, allowed)
+        if params.shards * params.slices > n:
+            allowed = (
+                f"at most {n // params.shards} with method.shards={params.shards}: the {n} training "
+                "samples must give every slice of every shard a sample"
+            )
+            raise ConfigError("method.slices", params.slices, allowed)
+
+    @classmethod
     def run(cls, ctx: RunContext, params: SisaParams) -> UnlearnOutcome:
         data = ctx.data
         t0 = time.perf_counter()
@@ -312,7 +332,9 @@ class Sisa(Procedure):
         def train(work_dir: Path):
             start = cls._checkpoint(ctx, params, k, sl - 1, specs, olds, shard, out)
             loader_seed = int(stable_hash([ctx.train_seed, k, sl], 8), 16)
-            model, meta = ctx.fine_tune(indices, params, work_dir, start=start, loader_seed=loader_seed)
+            model, meta = ctx.fine_tune(
+                indices, params, work_dir, start=start, loader_seed=loader_seed, label=f"shard {k} slice {sl}"
+            )
             out.status[k, sl] = "trained"
             return model, {**meta, "samples": len(indices), "shard": k, "slice": sl}
 

@@ -122,10 +122,13 @@ class RunContext:
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         log_dir: Path | None = None,
         seed: int | None = None,
+        label: str = "unlearning",
     ) -> FitStats:
         """Fit ``module`` with this run's trainer, logger and checkpoint settings (see
         :func:`~unlearnbench.runtime.fit.fit`), in ``log_dir`` (default: the run dir), seeded by
-        ``seed`` (default: the training seed)."""
+        ``seed`` (default: the training seed). ``label`` says which fit this is (original,
+        retrained reference, pool member, unlearning, ...): a loss that diverges is reported with
+        it, the method and the step."""
         logger = self.cfg.get("logger")
         return fit(
             module,
@@ -137,6 +140,8 @@ class RunContext:
             checkpoint_every=int(self.cfg.get("checkpoint", {}).get("every_n_steps") or 0),
             callbacks=callbacks,
             adapter=adapter_settings(self.cfg.model),
+            method=str(self.cfg.method.get("name")),
+            label=label,
         )
 
     def pretrained(self) -> nn.Module:
@@ -157,15 +162,16 @@ class RunContext:
         log_dir: Path,
         start: nn.Module | None = None,
         loader_seed: int | None = None,
+        label: str = "fine-tuning",
     ) -> tuple[nn.Module, dict[str, Any]]:
         """``start`` (default: the pretrained model) fine-tuned on the samples ``indices``, and the
         store metadata of that training (its fit, its peak memory). ``loader_seed`` (default: the
-        training seed) orders the batches."""
+        training seed) orders the batches; ``label`` names the fit (see :meth:`fit`)."""
         with PeakMemory() as memory:
             module = SupervisedFit(self.pretrained() if start is None else start, recipe)
             seed = self.train_seed if loader_seed is None else loader_seed
             loader = self.data.index_loader(indices, recipe.batch_size, seed)
-            stats = self.fit(module, loader, log_dir=log_dir)
+            stats = self.fit(module, loader, log_dir=log_dir, label=label)
         return module.model, {"fit": asdict(stats), "memory": memory.as_dict()}
 
     # ------------------------------------------------------------------ specs
@@ -234,7 +240,7 @@ class RunContext:
                 old = legacy.original_key(self.cfg, world, recipe, None) if self.legacy_keys else None
 
                 def train(work_dir: Path):
-                    return self.fine_tune(train_indices, recipe, work_dir)
+                    return self.fine_tune(train_indices, recipe, work_dir, label="original")
 
             self._original = self.store.get_or_train(spec, train, legacy_key=old)
         return self._original
@@ -258,7 +264,7 @@ class RunContext:
             )
         return self.store.get_or_train(
             self.retrained_spec(recipe),
-            lambda d: self.fine_tune(self.data.splits.retain, recipe, d),
+            lambda d: self.fine_tune(self.data.splits.retain, recipe, d, label="retrained reference"),
             legacy_key=old,
         )
 

@@ -32,7 +32,7 @@ from unlearnbench.distributed import (
     process_info,
     uses_cuda,
 )
-from unlearnbench.errors import ConfigError
+from unlearnbench.errors import ConfigError, DivergenceError
 from unlearnbench.runtime.adapters import LoraSettings, adapted, trainable_parameters
 from unlearnbench.runtime.params import TrainParams
 from unlearnbench.runtime.tracking import WANDB_TARGET, logger_kwargs
@@ -177,6 +177,28 @@ def checkpoint_callback(directory: Path, every_n_steps: int) -> ModelCheckpoint:
     )
 
 
+class FiniteLoss(Callback):
+    """Stops a fit at the first step whose loss is NaN or infinite, before its backward pass, with a
+    :class:`DivergenceError` naming the method, the fit and the step. Under DDP the ranks agree
+    first (one rank's bad loss stops them all), so none is left waiting in a collective."""
+
+    def __init__(self, method: str | None, fit: str) -> None:
+        self.method, self.fit = method, fit
+
+    def on_before_backward(self, trainer: L.Trainer, module: L.LightningModule, loss: torch.Tensor) -> None:
+        value = loss.detach().float()
+        bad = int(not bool(torch.isfinite(value).all()))
+        if process_info().world_size > 1:
+            bad = all_reduce_sum(bad)
+        if bad:
+            shown = value.item() if value.numel() == 1 else "not finite"
+            who = f"method {self.method}: " if self.method else ""
+            raise DivergenceError(
+                f"{who}the {self.fit} fit diverged at step {trainer.global_step + 1} (epoch "
+                f"{trainer.current_epoch}): the loss is {shown}"
+            )
+
+
 def eval_device(trainer_cfg: Mapping[str, Any]) -> torch.device:
     """Where evaluation's forward passes run: the fit's accelerator. Lightning moves a model back to
     the CPU when a fit ends, and the cached models load there, so evaluation must move them itself."""
@@ -246,18 +268,36 @@ def fit(
     checkpoint_every: int = 0,
     callbacks: Sequence[Callback] = (),
     adapter: LoraSettings | None = None,
+    method: str | None = None,
+    label: str = "unlearning",
 ) -> FitStats:
     """Fit ``module`` for its params' budget. With ``checkpoint_every`` > 0 its state is kept in
     ``<log_dir>/checkpoints`` while it trains; a fit killed before its end resumes from there when
     the job runs again, and the checkpoints go once it has finished. ``adapter``: train LoRA adapters
-    (and the head) only, merged into the model when the fit ends."""
+    (and the head) only, merged into the model when the fit ends.
+
+    A loss that becomes NaN or infinite stops the fit at once (:class:`FiniteLoss`): a
+    :class:`DivergenceError` names ``method``, the fit (``label``: original, retrained reference,
+    unlearning, ...) and the step. Its checkpoints go too: resuming from them would diverge again."""
     L.seed_everything(seed, workers=True, verbose=False)
     with adapted(module, adapter):
-        stats = _fit(module, loader, trainer_cfg, logger_cfg, log_dir, checkpoint_every, callbacks)
+        stats = _fit(
+            module, loader, trainer_cfg, logger_cfg, log_dir, checkpoint_every, callbacks, method, label
+        )
     return stats
 
 
-def _fit(module, loader, trainer_cfg, logger_cfg, log_dir, checkpoint_every, callbacks) -> FitStats:
+def _fit(
+    module: TrainingModule,
+    loader: DataLoader,
+    trainer_cfg: Mapping[str, Any],
+    logger_cfg: Mapping[str, Any] | None,
+    log_dir: Path,
+    checkpoint_every: int,
+    callbacks: Sequence[Callback],
+    method: str | None,
+    label: str,
+) -> FitStats:
     ckpt_dir = log_dir / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
     resume_from = last if checkpoint_every and last.exists() else None
@@ -278,12 +318,19 @@ def _fit(module, loader, trainer_cfg, logger_cfg, log_dir, checkpoint_every, cal
         log_dir,
         max_epochs=params.epochs,
         max_steps=params.max_steps,
-        callbacks=[*callbacks, checkpoint_callback(ckpt_dir, checkpoint_every)]
-        if checkpoint_every
-        else callbacks,
+        callbacks=[
+            *callbacks,
+            FiniteLoss(method, label),
+            *([checkpoint_callback(ckpt_dir, checkpoint_every)] if checkpoint_every else []),
+        ],
     )
-    with compiled_for_fit(module, trainer_cfg):
-        stats = timed_fit(module, loader, trainer, resume_from)
+    try:
+        with compiled_for_fit(module, trainer_cfg):
+            stats = timed_fit(module, loader, trainer, resume_from)
+    except DivergenceError:
+        if is_main_process():
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        raise
     stats.resumed_from_step = resumed_step
     stats.trainable_parameters = trainable_parameters(module)
     barrier()

@@ -65,7 +65,9 @@ def memorization_scores(ctx: RunContext, forget_cfg: Mapping[str, Any]) -> tuple
         spec = ctx.model_spec(
             "holdout", sorted(ids[int(i)] for i in half), recipe, {"holdout": j, "of": models}
         )
-        entry = ctx.store.get_or_train(spec, lambda d, half=half: ctx.fine_tune(half, recipe, d))
+        entry = ctx.store.get_or_train(
+            spec, lambda d, half=half, j=j: ctx.fine_tune(half, recipe, d, label=f"holdout model {j}")
+        )
         keys.append(entry.key)
         p = _confidence(ctx, _outputs_on_train(ctx, entry, train), train)
         member = np.isin(train, half)

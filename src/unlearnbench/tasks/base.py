@@ -78,6 +78,11 @@ class Task(ABC):
     def held_classes(self, data: Any, indices: np.ndarray) -> set[int]:
         """The classes (or tags) that the samples ``indices`` hold."""
 
+    def sample_classes(self, data: Any) -> np.ndarray | None:
+        """Each sample's class where every sample has exactly one (what a stratified split must
+        spread over train, val and test); None where a sample holds several (a sentence's tags)."""
+        return None
+
     # ------------------------------------------------------------------ manipulations (forget designs)
     @abstractmethod
     def class_label(self, data: Any, value: Any, key: str = "forget.class_name") -> str:

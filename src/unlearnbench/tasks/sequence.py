@@ -259,6 +259,9 @@ class SequenceClassification(Task):
     def held_classes(self, data: TextDataset, indices: np.ndarray) -> set[int]:
         return set(data.labels[indices].tolist())
 
+    def sample_classes(self, data: TextDataset) -> np.ndarray:
+        return data.labels
+
     def describe(self, data: TextDataset) -> list[str]:
         counts = np.bincount(data.labels, minlength=data.num_labels)
         lines = [f"classes ({data.num_labels}):"]
