@@ -154,7 +154,7 @@ def test_eval_options() -> None:
     opts = EvalOptions.from_cfg({"splits": ["val"], "latent": False})
     assert opts.evaluated_splits() == ["forget", "val", "test"]
     assert EvalOptions.from_cfg(
-        {"splits": ["val"], "reference": False, "mia": False, "latent": False}
+        {"splits": ["val"], "reference": False, "before": False, "mia": False, "latent": False}
     ).evaluated_splits() == ["val"]
     assert EvalOptions.from_cfg({"splits": ["test"]}).evaluated_splits() == ["forget", "retain", "test"]
     for bad in (
@@ -302,6 +302,7 @@ def test_switched_off_sections_and_splits(shared_cache, tmp_path) -> None:
             CHEAP[0],
             "eval.splits=[val]",
             "eval.reference=false",
+            "eval.before=false",
             "eval.mia=false",
             "eval.latent=false",
             "eval.predictions=false",
@@ -312,6 +313,7 @@ def test_switched_off_sections_and_splits(shared_cache, tmp_path) -> None:
     results = run_experiment(cfg, tmp_path)
     assert set(results["metrics"]) == {"val"}
     assert results["reference"] is None and results["mia"] is None and results["latent"] is None
+    assert results["before"] is None
     assert not (tmp_path / "predictions.parquet").exists() and not (tmp_path / "embeddings.npz").exists()
     assert results["cost"]["seconds"] == 0.0
 

@@ -26,6 +26,7 @@ from unlearnbench.runtime.finetune import SupervisedFit
 
 QUIET = ["trainer.enable_progress_bar=false", "logger=none"]
 NO_ANALYSES = [  # (b), (c): only the cost is read; the retrained reference is still trained (cost ratio)
+    "eval.before=false",
     "eval.mia=false",
     "eval.latent=false",
     "eval.predictions=false",

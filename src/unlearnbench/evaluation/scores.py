@@ -48,7 +48,7 @@ def metrics(inputs: EvalInputs) -> dict[str, Any]:
     return out
 
 
-@section("before", original=True, splits=("forget", "test"))
+@section("before", switch="before", original=True, splits=("forget", "test"))
 def before(inputs: EvalInputs) -> dict[str, Any]:
     """The original model's scores on the forget set and on test: what the run started from."""
     task, names = inputs.task, inputs.label_names
