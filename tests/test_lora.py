@@ -73,3 +73,5 @@ def test_a_lora_run_stores_and_exports_a_plain_model_under_its_own_key(make_cfg,
     spec = lambda c: RunContext(c, prepare(c)[2], None, tmp_path).model_spec("original", ["x"], None).key()  # noqa: E731
     assert spec(cfg) != spec(full)  # a LoRA-trained original is another model
     assert results["cost"]["steps"] == 2
+    # what the optimiser updated: the adapters and the head, a small share of the model
+    assert 0 < results["cost"]["trainable_parameters"] < sum(p.numel() for p in reloaded.parameters()) / 5

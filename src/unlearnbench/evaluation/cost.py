@@ -33,11 +33,19 @@ def retrain_cost(meta: dict[str, Any]) -> dict[str, Any]:
         "samples": fit.get("samples"),
         "peak_rss_mb": memory.get("peak_rss_mb"),
         "peak_gpu_mb": memory.get("peak_gpu_mb"),
+        "trainable_parameters": fit.get("trainable_parameters"),
     }
 
 
 def flatten_cost(record: dict[str, Any]) -> dict[str, float]:
-    row = {"peak_rss_mb": NAN if record.get("peak_rss_mb") is None else float(record["peak_rss_mb"])}
+    row = {
+        column: NAN if record.get(key) is None else float(record[key])
+        for key, column in (
+            ("peak_rss_mb", "peak_rss_mb"),
+            ("trainable_parameters", "trainable_parameters"),
+            ("steps", "unlearn_steps"),
+        )
+    }
     for key, value in (record.get("ratio_to_retrain") or {}).items():
         row[f"cost_{key}_ratio"] = NAN if value is None else float(value)
     return row
@@ -61,7 +69,13 @@ def cost(inputs: EvalInputs) -> dict[str, Any]:
     if reference is not None and reference.info["is_self"] and (meta or {}).get("memory"):
         own_memory = {**own_memory, **meta["memory"]}  # the memory of its training, as its seconds
     stats = inputs.outcome.stats
-    own = {"seconds": stats.seconds, "steps": stats.steps, "samples": stats.samples, **own_memory}
+    own = {
+        "seconds": stats.seconds,
+        "steps": stats.steps,
+        "samples": stats.samples,
+        "trainable_parameters": stats.trainable_parameters,  # None for a method that does not train
+        **own_memory,
+    }
     return {
         **cost_section(own, retrain_cost(meta) if meta else None),
         "process_peak_rss_mb": process_peak_rss_mb(),

@@ -289,7 +289,7 @@ def plot_vs_ratio(summary: pd.DataFrame, out_dir: Path, methods: list[str]) -> l
     return written
 
 
-def _request_series(frame: pd.DataFrame) -> pd.DataFrame:
+def request_series(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, deletion request) of the runs whose requests came one after another."""
     import json
 
@@ -320,7 +320,7 @@ def plot_requests(frame: pd.DataFrame, out_dir: Path, methods: list[str]) -> lis
     """Deletion requests one after another: the forget-F1 gap to retraining on D minus requests 1..k,
     test F1 and the cumulative unlearning seconds against the request number, one line per method
     (mean over seeds, 95 % CI bars)."""
-    series = _request_series(frame)
+    series = request_series(frame)
     written = []
     if series.empty:
         return written
