@@ -24,10 +24,8 @@ from unlearnbench.evaluation.forget_quality import (
     n_buckets,
     per_example_epsilons,
     points,
-    ulira_auc,
-    ulira_per_example_auc,
-    ulira_scores,
 )
+from unlearnbench.evaluation.ulira import ulira_auc, ulira_per_example_auc, ulira_scores
 
 # ----------------------------------------------------------------------------- a plain reference
 

@@ -1,8 +1,8 @@
 """Forget quality as the NeurIPS 2023 machine-unlearning competition scores it (Triantafillou et al. 2024,
 arXiv 2406.09073), from pools of unlearned and retrained models: logit-scaled confidences, a per-example
 (epsilon, delta) estimate from the best simple decision rule telling the pools apart, the bucketed points
-and the forget score F, the competition's final score, and a leave-one-out likelihood-ratio attack in the
-style of U-LiRA (Hayes et al. 2024, arXiv 2403.01218). Arrays in, numbers out: the caller computes the
+and the forget score F, the competition's final score (the leave-one-out attack over the same pools is in
+:mod:`unlearnbench.evaluation.ulira`). Arrays in, numbers out: the caller computes the
 logits (one forward pass of every model over the forget set) and the accuracies.
 
 The rules behind an example's epsilon, with N models per pool and ``h = GRID_STEP = 0.01``:
@@ -34,7 +34,6 @@ from typing import Literal
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.metrics import roc_auc_score
 
 DELTA = 1e-5
 EPS_CAP = 50.0
@@ -42,7 +41,6 @@ GRID_STEP = 0.01
 BUFFER = 2.0  # the competition's intervals: how far the ends / the width may move from the peakier pool's
 PEAKY_RATIO = 0.01  # one pool's range under this share of the other's: epsilon = EPS_CAP outright
 BUCKET_WIDTH = 0.5
-STD_FLOOR = 1e-3  # U-LiRA: the smallest std of a fitted Gaussian, in logit-scaled confidence units
 
 Rules = Literal["competition", "all"]
 RULES = ("competition", "all")
@@ -90,7 +88,7 @@ def logit_scaled_confidence(logits: np.ndarray, targets: np.ndarray) -> np.ndarr
 # ----------------------------------------------------------------------------- epsilon per example
 
 
-def _check_pools(unlearned_confs: np.ndarray, retrained_confs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_pools(unlearned_confs: np.ndarray, retrained_confs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     u = np.asarray(unlearned_confs, dtype=np.float64)
     r = np.asarray(retrained_confs, dtype=np.float64)
     for name, x in (("unlearned_confs", u), ("retrained_confs", r)):
@@ -269,7 +267,7 @@ def per_example_epsilons(
     """
     if rules not in RULES:
         raise ValueError(f"rules must be one of {RULES}, got {rules!r}")
-    u, r = _check_pools(unlearned_confs, retrained_confs)
+    u, r = check_pools(unlearned_confs, retrained_confs)
     n = u.shape[0]
     retrained_pos = np.median(r, axis=0) > np.median(u, axis=0)  # a tie: the unlearned pool is positive
     pos = np.sort(np.where(retrained_pos, r, u).T, axis=1)  # [examples, N]
@@ -411,62 +409,3 @@ def final_score(
         * (retain_acc_unlearned / retain_acc_retrained)
         * (test_acc_unlearned / test_acc_retrained)
     )
-
-
-# ----------------------------------------------------------------------------- U-LiRA-style attack
-
-
-def ulira_scores(
-    unlearned_confs: np.ndarray, retrained_confs: np.ndarray, *, std_floor: float = STD_FLOOR
-) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-out likelihood-ratio scores, ``[models, examples]`` for each pool.
-
-    For held-out index m (model m of each pool) and example j: Gaussians fitted to example j's
-    confidences under the other N-1 unlearned and the other N-1 retrained models (mean, std with
-    ddof=1, the std floored at ``std_floor``); the score of a held-out confidence x is
-    ``log N(x; unlearned fit) - log N(x; retrained fit)``, high = "looks unlearned". Dropping model m
-    from both pools keeps the two fits equally sized, so identical pools give no edge to either side.
-    """
-    if not std_floor > 0:
-        raise ValueError(f"std_floor must be > 0, got {std_floor!r}")
-    u, r = _check_pools(unlearned_confs, retrained_confs)
-    n = u.shape[0]
-    if n < 3:
-        raise ValueError(f"the leave-one-out attack needs at least 3 models per pool, got {n}")
-
-    def fits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        centred = x - x.mean(axis=0)
-        mean = x.mean(axis=0) - centred / (n - 1)  # mean of the others
-        ss = (centred**2).sum(axis=0) - centred**2 * n / (n - 1)  # their sum of squared deviations
-        return mean, np.maximum(np.sqrt(np.maximum(ss, 0.0) / (n - 2)), std_floor)
-
-    (mu_u, sd_u), (mu_r, sd_r) = fits(u), fits(r)
-
-    def llr(x: np.ndarray) -> np.ndarray:
-        return -0.5 * ((x - mu_u) / sd_u) ** 2 - np.log(sd_u) + 0.5 * ((x - mu_r) / sd_r) ** 2 + np.log(sd_r)
-
-    return llr(u), llr(r)
-
-
-def ulira_auc(
-    unlearned_confs: np.ndarray, retrained_confs: np.ndarray, *, std_floor: float = STD_FLOOR
-) -> float:
-    """ROC AUC of the attack over all (example, held-out model) pairs, unlearned = 1, retrained = 0:
-    0.5 = it cannot tell the unlearned models from retrained ones, 1 = it always can."""
-    s_u, s_r = ulira_scores(unlearned_confs, retrained_confs, std_floor=std_floor)
-    labels = np.r_[np.ones(s_u.size), np.zeros(s_r.size)]
-    return float(roc_auc_score(labels, np.r_[s_u.ravel(), s_r.ravel()]))
-
-
-def ulira_per_example_auc(
-    unlearned_confs: np.ndarray, retrained_confs: np.ndarray, *, std_floor: float = STD_FLOOR
-) -> np.ndarray:
-    """The attack's AUC per forget example, ``[examples]``: over the N held-out pairs (model m of each
-    pool, scored by the same fits), the share in which the unlearned one scores higher (ties half).
-
-    Only pairs that share their fits are compared: within one example, comparing a held-out score with
-    one computed from fits that include it makes the leave-one-out AUC biased low (about 0.45 instead
-    of 0.5 for identical pools at N = 32); held out together, the two are exchangeable under "no
-    difference", so the expectation is exactly 0.5 there."""
-    s_u, s_r = ulira_scores(unlearned_confs, retrained_confs, std_floor=std_floor)
-    return np.mean((s_u > s_r) + 0.5 * (s_u == s_r), axis=0)

@@ -20,10 +20,10 @@ from unlearnbench.evaluation.forget_quality import (
     final_score,
     forget_quality,
     logit_scaled_confidence,
-    ulira_auc,
 )
 from unlearnbench.evaluation.inputs import EvalInputs
 from unlearnbench.evaluation.registry import Column, section
+from unlearnbench.evaluation.ulira import ulira_auc
 from unlearnbench.io import atomic_path
 from unlearnbench.results import QUALITY_FILE
 from unlearnbench.runtime.pools import MemberOutputs
