@@ -73,23 +73,23 @@ class Kga(FrozenReferenceMethod):
     KL(p || q) is :func:`row_kl`, a mean over the rows a loss reads (the task decides: texts, or the
     labelled words of a sentence), x_f over the forget rows of B_f, x_r over the rows of B_r.
 
-    Source and its direction: the paper's alignment loss L_a = |dis_{D_n}(A_D, A_n) -
-    dis_{D_f}(A*, A_f)| and retain loss L_r, L = L_a + alpha * L_r, as the issue states them (the
-    paper's own text was not at hand here). The authors' released classification code
-    (Lingzhi-WANG/KGAUnlearn) computes the extra-set gap as above, KL(A_D || A_n), but the forget
-    and retain terms with the frozen model first, KL(A_f || A*) and KL(A_D || A*); we keep the
-    paper's pairing, which puts A* where A_D is and A_f where A_n is. ``alpha`` defaults to its
-    ``retain_loss_ratio`` (0.1).
+    Source and its direction: the paper's L = L_a + alpha * L_r with the alignment loss
+    L_a = |dis_{D_n}(A_D, A_n) - dis_{D_f}(A*, A_f)|, dis a KL divergence, in the form this
+    project's brief gives it; the paper's own text was not at hand to check the argument order.
+    The authors' released classification code (Lingzhi-WANG/KGAUnlearn) computes the extra-set gap
+    as above, KL(A_D || A_n), but the forget and retain terms with the frozen model first,
+    KL(A_f || A*) and KL(A_D || A*); we keep the form above, whose two gaps pair alike (A* in the
+    place of A_D, A_f in that of A_n). ``alpha`` defaults to that code's ``retain_loss_ratio``, 0.1.
 
     Choices of this implementation:
 
     - D_n is the validation split. It must be data A_D never saw (else G_n is not the gap of unseen
       data), so not a slice of D, whose original every method shares; the test split scores the
       unlearned model and must stay out of it. A* reads D_n only through the scalar G_n (A_D and
-      A_n are frozen), so the validation split stays usable by the stop rules. The paper's D_n is
-      a held-out slice of the same distribution; ours is the same in kind.
+      A_n are frozen), so the validation split stays usable by the stop rules. The authors' D_n
+      is a held-out slice of their data that A_D did not train on: the same in kind.
     - G_n is computed once, over all of D_n, when the fit starts (it does not depend on A*); the
-      paper's algorithm pairs each forget batch with a batch of D_n, a noisier estimate of it.
+      authors' code pairs each forget batch with a batch of D_n, a noisier estimate of it.
     - A_f and A_n are fine-tuned with ``gap_recipe`` (by default the ``train.*`` recipe that
       trained A_D) and stored under specs of their data, recipe, seed and :data:`GAP_MODELS_VERSION`,
       none of KGA's own knobs: a sweep over alpha or lr trains them once.
