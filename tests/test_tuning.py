@@ -15,8 +15,10 @@ from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_override
 from omegaconf import OmegaConf
 
 from tests.test_cli import unlearnbench_here
-from unlearnbench.cli.tuned import read_search, save_tuned
+from unlearnbench.cli.callbacks import search_summary
+from unlearnbench.cli.tuned import method_values, read_search, save_tuned
 from unlearnbench.config import CONF_DIR
+from unlearnbench.errors import UnlearnbenchError
 from unlearnbench.methods import get_method
 from unlearnbench.objective import value
 from unlearnbench.results import read_results
@@ -91,3 +93,34 @@ def test_two_trial_search_returns_finite_objectives_and_its_best_applies(
         assert OmegaConf.select(tuned, key) == tuned_value
     untouched = compose_with_hydra([searchpath, "tuned=t1", "experiment=smoke", "method=scrub"])
     assert untouched.method.lr == compose_with_hydra(["experiment=smoke", "method=scrub"]).method.lr
+
+
+def fake_search(sweep: Path, best_params: dict) -> Path:
+    """A search dir as the Optuna sweeper leaves it: its results and one trial's config."""
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    OmegaConf.save(
+        {"method": {"name": "scrub"}, "seed": 100, "optimized_metric": "no_oracle", "experiment_name": "x"},
+        sweep / "0" / ".hydra" / "config.yaml",
+    )
+    OmegaConf.save(
+        {"name": "optuna", "best_params": best_params, "best_value": 0.5}, sweep / "optimization_results.yaml"
+    )
+    return sweep
+
+
+def test_saving_a_tuned_set_keeps_method_keys_only(tmp_path: Path) -> None:
+    assert method_values({"method.lr": 1e-5, "method.stop.every_n_steps": 3}) == {
+        "lr": 1e-5,
+        "stop": {"every_n_steps": 3},
+    }
+    sweep = fake_search(tmp_path / "s", {"method.gamma": 0.3, "method.temperature": 2.0})
+    assert "method.gamma=0.3 method.temperature=2.0" in str(search_summary(sweep, "x"))
+    params, selector = save_tuned(sweep, "mine", tmp_path / "conf")
+    assert params == tmp_path / "conf" / "tuned_params" / "mine" / "scrub.yaml"
+    assert OmegaConf.load(params) == {"gamma": 0.3, "temperature": 2.0}
+    assert "no_oracle" in params.read_text() and "methods: scrub" in selector.read_text()
+    with pytest.raises(UnlearnbenchError, match="not a method"):
+        save_tuned(fake_search(tmp_path / "t", {"train.lr": 1e-4}), "mine", tmp_path / "conf")
+    with pytest.raises(UnlearnbenchError, match="not 'none'"):
+        save_tuned(sweep, "none", tmp_path / "conf")
+    assert search_summary(tmp_path, "x") is None  # not a search

@@ -48,6 +48,7 @@ warnings.filterwarnings(
 
 
 def objective_value(results: dict[str, Any], objective: Objective | None, run_dir: Path) -> float | None:
+    """The value the sweeper gets for this job (None outside a search), logged with its parts."""
     if objective is None:
         return None
     parts = breakdown(results, objective)
