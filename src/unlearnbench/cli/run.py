@@ -36,6 +36,7 @@ from unlearnbench.pipeline import run_experiment
 from unlearnbench.results import ERROR_FILE, read_results
 
 log = logging.getLogger("unlearnbench")
+NO_TRIAL_DONE = "No trials are completed yet"  # optuna's message when a study has no finished trial
 # optuna imports alembic (for database studies, unused here), which logs each of its plugins at INFO
 # when Hydra scans for sweepers: a dozen lines before every command.
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -291,6 +292,13 @@ def main() -> None:
         sys.exit(2)
     except (ConfigCompositionException, OverrideParseException) as exc:
         print(f"error: {redact(str(one_line_error(exc, args)))}", file=sys.stderr)
+        sys.exit(2)
+    except ValueError as exc:
+        # The Optuna sweeper asks its study for the best trial even when every trial failed; optuna
+        # answers with this ValueError. Each failed job already logged its error and wrote error.json.
+        if NO_TRIAL_DONE not in str(exc):
+            raise
+        print("error: no trial of the search finished; each one's error.json says why", file=sys.stderr)
         sys.exit(2)
 
 
