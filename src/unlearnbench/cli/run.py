@@ -2,7 +2,9 @@
 
 Wraps :func:`unlearnbench.pipeline.run_experiment` with what a sweep needs: skip jobs that are
 already done, record a failed job's error in its run dir and carry on with the others, and turn
-a user error into one clear line instead of a traceback.
+a user error into one clear line instead of a traceback. When ``optimized_metric`` names an
+objective (``hparams_search=<method>``), each job returns it to the sweeper, also a job whose
+results were already complete, so a search rerun into its sweep dir replays its finished trials.
 """
 
 from __future__ import annotations
@@ -28,10 +30,16 @@ from unlearnbench.config import CONF_DIR
 from unlearnbench.distributed import is_main_process
 from unlearnbench.errors import ConfigError, UnlearnbenchError
 from unlearnbench.io import atomic_write_json, redact, redact_logs
+from unlearnbench.objective import KEY as OBJECTIVE_KEY
+from unlearnbench.objective import Objective, breakdown, check_config, check_name
 from unlearnbench.pipeline import run_experiment
-from unlearnbench.results import ERROR_FILE, is_complete
+from unlearnbench.results import ERROR_FILE, read_results
 
 log = logging.getLogger("unlearnbench")
+NO_TRIAL_DONE = "No trials are completed yet"  # optuna's message when a study has no finished trial
+# optuna imports alembic (for database studies, unused here), which logs each of its plugins at INFO
+# when Hydra scans for sweepers: a dozen lines before every command.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 # conf/hydra/launcher/submitit_slurm.yaml is complete on its own (every key, and _target_); Hydra 1.3
 # also validates it against the plugin's schema of the same name and warns that this will go away.
@@ -40,15 +48,36 @@ warnings.filterwarnings(
 )
 
 
-def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
-    if multirun and cfg.get("resume", True) and is_complete(run_dir):
+def objective_value(results: dict[str, Any], objective: Objective | None, run_dir: Path) -> float | None:
+    """The value the sweeper gets for this job (None outside a search), logged with its parts."""
+    if objective is None:
+        return None
+    parts = breakdown(results, objective)
+    log.info(
+        "objective %s = %.4f (closeness %.4f, utility %.4f, floor %.4f): %s",
+        objective.name,
+        parts["value"],
+        parts["closeness"],
+        parts["utility"],
+        parts["floor"],
+        run_dir,
+    )
+    return parts["value"]
+
+
+def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
+    """Run the job; its objective when ``optimized_metric`` is set (None for a failed job, which
+    Optuna records as a failed trial and the search goes on)."""
+    objective = check_config(cfg)  # a search that cannot yield its objective stops here, untrained
+    done = read_results(run_dir) if multirun and cfg.get("resume", True) else None
+    if done is not None:
         log.info("skip (done): %s", run_dir)
-        return
+        return objective_value(done, objective, run_dir)
     main = is_main_process()  # a DDP job started by Slurm or torchrun runs this once per rank
     if main:
         (run_dir / ERROR_FILE).unlink(missing_ok=True)
     try:
-        run_experiment(cfg, run_dir)
+        results = run_experiment(cfg, run_dir)
     except Exception as exc:
         if main:
             atomic_write_json(
@@ -57,15 +86,25 @@ def run_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> None:
             )
         if multirun:  # the other jobs of the sweep go on; the report lists this one
             log.error("job failed (%s: %s); details in %s", type(exc).__name__, exc, run_dir / ERROR_FILE)
-            return
+            return None
         raise  # main() prints an UnlearnbenchError in one line (HYDRA_FULL_ERROR=1: the traceback)
+    return objective_value(results, objective, run_dir) if main else None
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def hydra_main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> float | None:
     redact_logs()
     hc = HydraConfig.get()
-    run_job(cfg, Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN)
+    return run_job(cfg, Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN)
+
+
+def check_objective_names(args: list[str]) -> None:
+    """Refuse ``optimized_metric=<name>`` on the command line before Hydra composes anything."""
+    for arg in args:
+        key, eq, text = arg.lstrip("+").partition("=")
+        if eq and key == OBJECTIVE_KEY and text != "null":
+            for name in text.split(","):
+                check_name(name)
 
 
 def search_path(args: list[str]) -> list[str]:
@@ -245,6 +284,7 @@ def main() -> None:
     args = sys.argv[1:]
     try:
         check_group_options(args)
+        check_objective_names(args)
         with hydra_raises():
             hydra_main()
     except UnlearnbenchError as exc:
@@ -252,6 +292,13 @@ def main() -> None:
         sys.exit(2)
     except (ConfigCompositionException, OverrideParseException) as exc:
         print(f"error: {redact(str(one_line_error(exc, args)))}", file=sys.stderr)
+        sys.exit(2)
+    except ValueError as exc:
+        # The Optuna sweeper asks its study for the best trial even when every trial failed; optuna
+        # answers with this ValueError. Each failed job already logged its error and wrote error.json.
+        if NO_TRIAL_DONE not in str(exc):
+            raise
+        print("error: no trial of the search finished; each one's error.json says why", file=sys.stderr)
         sys.exit(2)
 
 
