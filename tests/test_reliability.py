@@ -206,6 +206,7 @@ def test_an_interrupted_directory_write_keeps_the_old_directory(tmp_path) -> Non
 # io.atomic_dir, io.atomic_path) or write into a directory that is, and be added here.
 WRITERS = {
     ("io.py", "atomic_write_text"): "temp file + fsync + rename",
+    ("cli/tuned.py", "save_tuned"): "atomic_write_text",
     ("tasks/predictions.py", "Predictions.save"): "inside atomic_path",
     ("evaluation/files.py", "write_parquet"): "inside atomic_path",
     ("evaluation/files.py", "write_embeddings"): "inside atomic_path",

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from unlearnbench.cli.callbacks import OPTUNA_RESULTS
 from unlearnbench.config import CONF_DIR
 from unlearnbench.errors import UnlearnbenchError
+from unlearnbench.io import atomic_write_text
 
 SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 METHOD_PREFIX = "method."
@@ -116,11 +117,11 @@ def save_tuned(sweep_dir: str | Path, set_name: str, conf_dir: str | Path = CONF
     conf_dir = Path(conf_dir)
     params_file = conf_dir / "tuned_params" / set_name / f"{search.method}.yaml"
     params_file.parent.mkdir(parents=True, exist_ok=True)
-    params_file.write_text(tuned_yaml(search))
+    atomic_write_text(params_file, tuned_yaml(search))
     methods = sorted(p.stem for p in params_file.parent.glob("*.yaml"))
     selector = conf_dir / "tuned" / f"{set_name}.yaml"
     selector.parent.mkdir(parents=True, exist_ok=True)
-    selector.write_text(selector_yaml(set_name, methods))
+    atomic_write_text(selector, selector_yaml(set_name, methods))
     return [params_file, selector]
 
 
