@@ -260,3 +260,15 @@ def test_the_exported_decoder_reloads_with_plain_transformers_and_gives_the_runs
     names = json.loads((Path(directory) / "config.json").read_text())["id2label"]
     assert [s["label"] for s in served] == [names[str(p)] for p in test["pred"].to_numpy()[:8]]
     assert load_saved(directory).config.pad_token_id == tokenizer.pad_token_id
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_token_classification_runs_on_each_family(make_cfg, tmp_path, name: str) -> None:
+    """Every family has a token-classification head; DeepCUT's anchors are words there, not pooled."""
+    cfg = make_cfg(
+        "data=wnut16", "data.max_samples=60", "train.epochs=1", f"model={name}", "method=deepcut",
+        "method.max_steps=2", "eval.reference=false",
+    )  # fmt: skip
+    results = run_experiment(cfg, tmp_path)
+    assert results["latent"]["unit"] == "word" and results["method_info"]["anchors"] > 0
+    assert json.loads((tmp_path / "results.json").read_text())["metrics"]["test"]["n"] > 0

@@ -279,10 +279,6 @@ def resolve_pooling(requested: str, config: PretrainedConfig | None) -> str:
     return "last" if config is not None and is_decoder_only(config) else "cls"
 
 
-def family_of(config: PretrainedConfig | None) -> str:
-    return "decoder" if config is not None and is_decoder_only(config) else "encoder"
-
-
 def _special_ids(config: PretrainedConfig, tokenizer: Any) -> None:
     """The config's pad (and, where it names none inside the vocabulary, bos / eos) ids from the
     tokenizer, so that a decoder's head finds the last token of each text."""
@@ -342,7 +338,10 @@ def build_pretrained(
     if tokenizer is not None:
         rows = model.get_input_embeddings().weight.shape[0]
         if len(tokenizer) > rows:  # an added pad token: its row is read at padded positions only
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            try:  # a fresh row, not the mean of the others (that costs a covariance of a large vocabulary)
+                model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            except TypeError:  # transformers before 4.46 has no mean_resizing (and does not do it)
+                model.resize_token_embeddings(len(tokenizer))
         if model.config.pad_token_id != tokenizer.pad_token_id:
             _special_ids(model.config, tokenizer)
     return model
