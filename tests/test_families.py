@@ -270,5 +270,5 @@ def test_token_classification_runs_on_each_family(make_cfg, tmp_path, name: str)
         "method.max_steps=2", "eval.reference=false",
     )  # fmt: skip
     results = run_experiment(cfg, tmp_path)
-    assert results["latent"]["unit"] == "word" and results["method_info"]["anchors"] > 0
+    assert results["latent"]["unit"].startswith("word") and results["method_info"]["anchors"] > 0
     assert json.loads((tmp_path / "results.json").read_text())["metrics"]["test"]["n"] > 0
