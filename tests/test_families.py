@@ -272,3 +272,17 @@ def test_token_classification_runs_on_each_family(make_cfg, tmp_path, name: str)
     results = run_experiment(cfg, tmp_path)
     assert results["latent"]["unit"].startswith("word") and results["method_info"]["anchors"] > 0
     assert json.loads((tmp_path / "results.json").read_text())["metrics"]["test"]["n"] > 0
+
+
+def test_lora_trains_a_decoder_with_gradient_checkpointing(make_cfg, tmp_path) -> None:
+    """The adapters get gradients although the frozen embeddings hand the checkpointed layers no
+    input that requires grad (the non-reentrant checkpoint does not need one)."""
+    cfg = make_cfg(*SMALL, "model=tiny_llama", "model.adapter=lora", "model.gradient_checkpointing=true")
+    _, _, data = prepare(cfg)
+    ctx = RunContext(cfg, data, ModelStore(cfg.paths.cache_dir), tmp_path)
+    start = ctx.pretrained()
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    model, _ = ctx.fine_tune(data.splits.retain[:32], train_recipe(cfg), tmp_path / "fit", start=start)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(("q_proj" in k or "v_proj" in k or "score" in k) for k in changed)
+    assert any("q_proj" in k for k in changed) and not _checkpointing(model)
