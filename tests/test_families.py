@@ -237,7 +237,13 @@ def test_a_run_records_one_representation_for_deepcut_the_latent_metrics_and_the
 def test_the_exported_decoder_reloads_with_plain_transformers_and_gives_the_runs_predictions(
     make_cfg, tmp_path
 ) -> None:
-    cfg = make_cfg(*SMALL, "model=tiny_llama", "method=finetune", "method.max_steps=2", "save_model=true")
+    """With a tokenizer that has no pad token: the one added for it is what the run padded with and
+    what the exported tokenizer and config name."""
+    bare = _no_pad_tokenizer(tmp_path / "bare")
+    cfg = make_cfg(
+        *SMALL, "model=tiny_llama", f"model.tokenizer={bare}", "method=finetune", "method.max_steps=2",
+        "save_model=true",
+    )  # fmt: skip
     run_experiment(cfg, tmp_path)
     _, _, data = prepare(cfg)
     frame = pd.read_parquet(tmp_path / "predictions.parquet")
@@ -247,7 +253,8 @@ def test_the_exported_decoder_reloads_with_plain_transformers_and_gives_the_runs
     directory = str(tmp_path / "model")
     tokenizer = AutoTokenizer.from_pretrained(directory)
     model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
-    assert model.config.pad_token_id == tokenizer.pad_token_id is not None
+    assert model.config.pad_token_id == tokenizer.pad_token_id == data.collate.pad_token_id == 30522
+    assert tokenizer.pad_token == ADDED_PAD_TOKEN and tokenizer.padding_side == "right"
     enc = tokenizer(
         texts, padding=True, truncation=True, max_length=int(cfg.data.max_length), return_tensors="pt"
     )
