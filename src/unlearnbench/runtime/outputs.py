@@ -28,9 +28,6 @@ def embedding(pooling: str = "cls") -> dict[str, object]:
     return {"pooling": pooling, "layer": EMBEDDING_LAYER}
 
 
-EMBEDDING = embedding("cls")  # an encoder's, the default
-
-
 @torch.inference_mode()
 def predict(
     model: torch.nn.Module, loader: DataLoader, embeddings: bool = False, pooling: str = "cls"
