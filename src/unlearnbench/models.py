@@ -1,4 +1,9 @@
-"""Models and tokenizers: the embedded MiniLM, any hub model, or a small random BERT for tests."""
+"""Models and tokenizers: the embedded MiniLM, any hub model, or a small random model of any family
+transformers builds from a config (BERT by default; RoBERTa, GPT-2, Llama ... for tests).
+
+What differs between families lives here: whether a model is an encoder or decoder-only (which
+token a sequence's representation is, ``model.pooling: auto``), the pad token a model without one
+gets (the tokenizer and the config agree on it), and gradient checkpointing."""
 
 from __future__ import annotations
 
@@ -10,11 +15,15 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoTokenizer, BertConfig, PreTrainedModel
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
 
 from unlearnbench.errors import ConfigError, UnlearnbenchError
 from unlearnbench.io import check_dir_or_hub_id, package_dir
-from unlearnbench.tasks import Task, get_task, task_of_architectures
+from unlearnbench.tasks import POOLING_CHOICES, Task, get_task, task_of_architectures
 
 MODEL_SOURCES = ("embedded", "hub", "random")
 transformers.logging.set_verbosity_error()  # the "newly initialised classifier" report is expected
@@ -61,16 +70,38 @@ def _refuse_remote_code(exc: ValueError, location: str) -> None:
         ) from None
 
 
+def gradient_checkpointing(cfg: Mapping[str, Any]) -> bool:
+    """``model.gradient_checkpointing``: recompute activations in the backward pass instead of
+    keeping them (less memory, about a third more compute); it changes no result."""
+    value = cfg.get("gradient_checkpointing", False)
+    if not isinstance(value, bool):
+        raise ConfigError("model.gradient_checkpointing", value, "true or false")
+    return value
+
+
+def pooling_option(cfg: Mapping[str, Any]) -> str:
+    """``model.pooling`` as configured (auto | cls | mean | last)."""
+    value = cfg.get("pooling", "auto") or "auto"
+    if value not in POOLING_CHOICES:
+        raise ConfigError("model.pooling", value, f"one of {', '.join(POOLING_CHOICES)}")
+    return str(value)
+
+
 def check_model_config(cfg: Mapping[str, Any]) -> None:
     """Refuse a model config that cannot be built, before anything is trained."""
     trust = trust_remote_code(cfg)
+    gradient_checkpointing(cfg)
+    pooling_option(cfg)
     if cfg.get("checkpoint") is not None:
         checkpoint_files(cfg["checkpoint"])
     if cfg.get("source") == "random":
         if not isinstance(cfg.get("architecture"), Mapping):
             raise ConfigError(
-                "model.architecture", cfg.get("architecture"), "BertConfig fields for source=random"
+                "model.architecture",
+                cfg.get("architecture"),
+                "config fields for source=random (model_type: bert unless it names another family)",
             )
+        random_config(cfg, 1)  # an unknown model_type or field fails now
         return
     location = _pretrained_location(cfg)
     if Path(location).is_dir() and not trust:  # a local model that ships code: refused now, not later
@@ -104,7 +135,8 @@ def position_limit(cfg: Mapping[str, Any]) -> tuple[int, str] | None:
         config = _read_config(Path(str(cfg["checkpoint"])))
     elif cfg.get("source") == "random":
         where = "model.architecture"
-        config = {"model_type": "bert", "max_position_embeddings": 512, **dict(cfg.get("architecture") or {})}
+        built = random_config(cfg, 1)
+        config = {**built.to_dict(), "max_position_embeddings": _positions(built)}
     else:
         try:
             location = _pretrained_location(cfg)
@@ -115,15 +147,22 @@ def position_limit(cfg: Mapping[str, Any]) -> tuple[int, str] | None:
                 config = AutoConfig.from_pretrained(location, trust_remote_code=False).to_dict()
         except Exception:  # not downloadable here, or it needs its own code: loading it says why
             return None
-    if not config or not isinstance(config.get("max_position_embeddings"), int):
+    # GPT-2 style configs name it n_positions.
+    positions = config.get("max_position_embeddings", config.get("n_positions")) if config else None
+    if not isinstance(positions, int):
         return None
     if config.get("position_biased_input") is False:  # relative positions only (DeBERTa-v2/v3)
         return None
-    limit = int(config["max_position_embeddings"])
+    limit = int(positions)
     if config.get("model_type") in OFFSET_POSITIONS:
         pad = config.get("pad_token_id")
         limit -= (1 if pad is None else int(pad)) + 1
     return limit, f"max_position_embeddings of {where}"
+
+
+def _positions(config: PretrainedConfig) -> int | None:
+    value = getattr(config, "max_position_embeddings", None)  # an alias of n_positions in GPT-2's
+    return int(value) if isinstance(value, int) else None
 
 
 def _read_config(path: Path) -> dict[str, Any] | None:
@@ -147,7 +186,48 @@ def check_max_length(cfg: Mapping[str, Any], max_length: Any, tokenizer: Any) ->
         raise ConfigError("data.max_length", max_length, allowed)
 
 
+# The pad token added to a tokenizer that has none and whose model declares none: a token of its
+# own, never produced by text, so that "not padding" means the same to the attention mask, to a
+# decoder's head (which reads the last token that is not the pad id) and to plain transformers.
+ADDED_PAD_TOKEN = "<|pad|>"
+
+
+def _declared_pad_id(cfg: Mapping[str, Any]) -> int | None:
+    """The pad token id the pretrained model's config declares, where it can be read here."""
+    if cfg.get("source") == "random":
+        return None
+    try:
+        if cfg.get("checkpoint") is not None:
+            config = _read_config(Path(str(cfg["checkpoint"])))
+        else:
+            location = _pretrained_location(cfg)
+            if Path(location).is_dir():
+                config = _read_config(Path(location))
+            else:
+                config = AutoConfig.from_pretrained(location, trust_remote_code=False).to_dict()
+    except Exception:  # not downloadable here, or it needs its own code: the tokenizer decides
+        return None
+    pad = (config or {}).get("pad_token_id")
+    return pad if isinstance(pad, int) and not isinstance(pad, bool) else None
+
+
+def ensure_pad_token(tokenizer: Any, declared: int | None = None) -> Any:
+    """``tokenizer`` with a pad token and right-hand padding (as every batch here is padded, so
+    that an exported tokenizer pads the same way): its own; else the one the model's config
+    declares (``declared``); else :data:`ADDED_PAD_TOKEN`, added to its vocabulary (the model's
+    embeddings grow by that row, :func:`build_pretrained`)."""
+    if tokenizer.pad_token_id is None:
+        if declared is not None and 0 <= declared < len(tokenizer):
+            tokenizer.pad_token = tokenizer.convert_ids_to_tokens(declared)
+        else:
+            tokenizer.add_special_tokens({"pad_token": ADDED_PAD_TOKEN})
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
 def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
+    """The run's tokenizer (``model.tokenizer``, else the model's own), with a pad token
+    (:func:`ensure_pad_token`)."""
     location = cfg.get("tokenizer") or None
     if location == "embedded" or (location is None and cfg.get("source") == "random"):
         location = str(embedded_minilm_dir())
@@ -155,13 +235,60 @@ def load_tokenizer(cfg: Mapping[str, Any]) -> Any:
         check_dir_or_hub_id("model.tokenizer", location, "a tokenizer directory or hub id, or embedded")
     location = location or _pretrained_location(cfg)
     try:
-        return AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code(cfg))
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code(cfg))
     except (OSError, ValueError) as exc:
         if isinstance(exc, ValueError):
             _refuse_remote_code(exc, location)
         raise UnlearnbenchError(
             f"cannot load tokenizer '{location}' (model.tokenizer, or the model's own): {exc}"
         ) from exc
+    return ensure_pad_token(tokenizer, None if tokenizer.pad_token_id is not None else _declared_pad_id(cfg))
+
+
+# ---------------------------------------------------------------------- model families
+def random_config(cfg: Mapping[str, Any], vocab_size: int, **fields: Any) -> PretrainedConfig:
+    """The config of ``source=random``: ``model.architecture`` (its ``model_type``, default bert,
+    and that family's own field names) over transformers' defaults for the family."""
+    arch = dict(cfg.get("architecture") or {})
+    model_type = str(arch.pop("model_type", "bert"))
+    try:
+        return AutoConfig.for_model(model_type, vocab_size=vocab_size, **arch, **fields)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            "model.architecture.model_type", model_type, f"a transformers model type ({exc})"
+        ) from None
+
+
+def is_decoder_only(config: PretrainedConfig) -> bool:
+    """Whether a model reads text left to right only (GPT-2, Llama, Qwen, Phi ... style): its
+    family has a causal language model and no masked one. Encoders (BERT, RoBERTa, DeBERTa ...)
+    have a masked one; an encoder with a causal head as well (BERT's) still has it."""
+    model_type = getattr(config, "model_type", None)
+    return (
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+def resolve_pooling(requested: str, config: PretrainedConfig | None) -> str:
+    """``auto``: the token a family's sequence classifier reads, the first for an encoder and the
+    last non-pad one for a decoder-only model (the only one that has seen the whole text); any
+    other value as it is. A model without a config (an ensemble) counts as an encoder."""
+    if requested != "auto":
+        return requested
+    return "last" if config is not None and is_decoder_only(config) else "cls"
+
+
+def _special_ids(config: PretrainedConfig, tokenizer: Any) -> None:
+    """The config's pad (and, where it names none inside the vocabulary, bos / eos) ids from the
+    tokenizer, so that a decoder's head finds the last token of each text."""
+    config.pad_token_id = tokenizer.pad_token_id
+    for name, fallbacks in (("bos_token_id", ("bos", "cls")), ("eos_token_id", ("eos", "sep"))):
+        current = getattr(config, name, None)
+        if isinstance(current, int) and 0 <= current < config.vocab_size:
+            continue
+        ids = [getattr(tokenizer, f"{f}_token_id", None) for f in fallbacks]
+        setattr(config, name, next((i for i in ids if i is not None), None))
 
 
 def build_pretrained(
@@ -170,10 +297,12 @@ def build_pretrained(
     vocab_size: int,
     task: Task | str | None = None,
     label_names: list[str] | None = None,
+    tokenizer: Any = None,
 ) -> PreTrainedModel:
     """The starting point of fine-tuning: pretrained weights plus a fresh head for ``task`` (a task
     or its name; default sequence classification): a classifier on the pooled sequence, or on
-    every token."""
+    every token. With ``tokenizer`` (the run's, :func:`load_tokenizer`), the config's pad token is
+    the tokenizer's and the embeddings hold every token id it makes (an added pad token)."""
     head = (task if isinstance(task, Task) else get_task(task)).auto_model
     labels = {}
     if label_names:
@@ -182,8 +311,12 @@ def build_pretrained(
             "label2id": {n: i for i, n in enumerate(label_names)},
         }
     if cfg.get("source") == "random":
-        arch = dict(cfg.get("architecture") or {})
-        config = BertConfig(vocab_size=vocab_size, num_labels=num_labels, **arch, **labels)
+        config = random_config(cfg, vocab_size, num_labels=num_labels, **labels)
+        # A BERT config already agrees with the embedded tokenizer: left exactly as it was.
+        if tokenizer is not None and (
+            config.pad_token_id != tokenizer.pad_token_id or is_decoder_only(config)
+        ):
+            _special_ids(config, tokenizer)
         with torch.random.fork_rng():
             torch.manual_seed(int(cfg.get("init_seed", 0)))
             return head.from_config(config)
@@ -202,6 +335,15 @@ def build_pretrained(
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = " (HF_HUB_OFFLINE=1: only local models work)" if offline else ""
         raise UnlearnbenchError(f"cannot load model '{location}'{hint}: {exc}") from exc
+    if tokenizer is not None:
+        rows = model.get_input_embeddings().weight.shape[0]
+        if len(tokenizer) > rows:  # an added pad token: its row is read at padded positions only
+            try:  # a fresh row, not the mean of the others (that costs a covariance of a large vocabulary)
+                model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            except TypeError:  # transformers before 4.46 has no mean_resizing (and does not do it)
+                model.resize_token_embeddings(len(tokenizer))
+        if model.config.pad_token_id != tokenizer.pad_token_id:
+            _special_ids(model.config, tokenizer)
     return model
 
 

@@ -60,7 +60,13 @@ class UnlearnDataModule(L.LightningDataModule):
         self.splits: Splits | None = None
         self.columns: dict[str, list[np.ndarray]] = {}
         self.probe_columns: dict[str, list[np.ndarray]] = {}
-        self.collate = Collator(self.task, tokenizer.pad_token_id or 0)
+        if tokenizer.pad_token_id is None:  # padding with some other id would tell the model it is text
+            raise ConfigError(
+                "model.tokenizer",
+                getattr(tokenizer, "name_or_path", None),
+                "a tokenizer with a pad token (unlearnbench.models.load_tokenizer sets one if it lacks it)",
+            )
+        self.collate = Collator(self.task, tokenizer.pad_token_id)
         self._fingerprint: str | None = None
         # forget=memorized: the score of every training sample and how it was made (set by the pipeline)
         self.memorization: tuple[np.ndarray, dict[str, Any]] | None = None

@@ -55,9 +55,11 @@ def write_embeddings(
     after: Mapping[str, Predictions],
     before: Predictions | None,
     label_names: Sequence[str],
+    pooling: str = "cls",
 ) -> None:
     """``embeddings.npz`` for the 2-D map: for the dataset indices ``samples[split]``, ``index``,
-    ``split``, ``label``, ``after`` (this run's model) and ``before`` (the original), float16."""
+    ``split``, ``label``, ``after`` (this run's model) and ``before`` (the original), float16, and
+    ``pooling``, what a sequence's embedding is (as results.json's ``latent.embedding`` says)."""
     splits = [s for s in samples if len(samples[s])]
     parts = [after[s].take(samples[s]) for s in splits]
     index = np.concatenate([p.indices for p in parts]) if parts else np.zeros(0, np.int64)
@@ -65,6 +67,7 @@ def write_embeddings(
         "index": index.astype(np.int64),
         "split": np.array([s for s, p in zip(splits, parts, strict=True) for _ in range(len(p))], dtype=str),
         "label_names": np.array(list(label_names), dtype=str),
+        "pooling": np.array(pooling, dtype=str),
     }
     columns = [task.frame_columns(p) for p in parts]
     for name in columns[0] if columns else ():
@@ -103,4 +106,6 @@ def embeddings_file(inputs: EvalInputs) -> None:
             take = min(cap, len(idx))
             samples[s] = np.sort(rng.choice(idx, size=take, replace=False)) if take else idx[:0]
     path = Path(inputs.run_dir) / EMBEDDINGS_FILE
-    write_embeddings(inputs.task, path, samples, inputs.after, inputs.before, inputs.label_names)
+    write_embeddings(
+        inputs.task, path, samples, inputs.after, inputs.before, inputs.label_names, inputs.ctx.pooling
+    )

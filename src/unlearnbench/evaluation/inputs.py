@@ -66,8 +66,10 @@ class EvalInputs:
         return json.loads((entry / META).read_text()) if trusted_entry(entry, key) else None
 
 
-def predict_splits(model, data, splits, embeddings: bool = True) -> Predictions:
-    return Predictions.concat([predict(model, data.eval_loader(s), embeddings=embeddings) for s in splits])
+def predict_splits(model, data, splits, embeddings: bool = True, pooling: str = "cls") -> Predictions:
+    return Predictions.concat(
+        [predict(model, data.eval_loader(s), embeddings=embeddings, pooling=pooling) for s in splits]
+    )
 
 
 def original_outputs(ctx: RunContext, own: Mapping[str, Predictions] | None) -> Predictions:
@@ -76,16 +78,20 @@ def original_outputs(ctx: RunContext, own: Mapping[str, Predictions] | None) -> 
     data = ctx.data
     indices = np.concatenate([data.splits.train, data.splits.test])
     directory = Path(ctx.original().path) / "eval"
+    pooling = ctx.pooling
     if own is not None:
         pred = Predictions.concat(list(own.values()))
         if pred.embeddings is not None and pred.covers(indices):
-            store_outputs(directory, indices, pred)
+            store_outputs(directory, indices, pred, pooling)
         return pred
     # A fresh copy from disk: a method may have trained the in-memory original in place.
     pred, _ = cached_outputs(
         directory,
         indices,
-        lambda: predict_splits(ctx.on_eval_device(ctx.frozen_original()), data, ["train", "test"]),
+        lambda: predict_splits(
+            ctx.on_eval_device(ctx.frozen_original()), data, ["train", "test"], pooling=pooling
+        ),
+        pooling=pooling,
     )
     return pred
 
@@ -99,12 +105,13 @@ def reference_outputs(ctx: RunContext, outcome: UnlearnOutcome, own: Mapping[str
     indices = np.concatenate([data.splits.forget, data.splits.test])
     is_self = outcome.store_key == key
     existed = trusted_entry(directory, key)
+    pooling = ctx.pooling
     if is_self:
         pred = Predictions.concat([own["forget"], own["test"]])
-        store_outputs(directory / "eval", indices, pred)
+        store_outputs(directory / "eval", indices, pred, pooling)
         from_cache = bool(outcome.info.get("retrain_from_cache"))
     else:
-        path = outputs_path(directory / "eval", indices)
+        path = outputs_path(directory / "eval", indices, pooling=pooling)
         stored = Predictions.load_trusted(path, indices) if existed else None
         if stored is not None:
             pred, from_cache = stored, True
@@ -114,7 +121,10 @@ def reference_outputs(ctx: RunContext, outcome: UnlearnOutcome, own: Mapping[str
             pred, _ = cached_outputs(
                 directory / "eval",
                 indices,
-                lambda: predict_splits(ctx.on_eval_device(entry.model), data, ["forget", "test"]),
+                lambda: predict_splits(
+                    ctx.on_eval_device(entry.model), data, ["forget", "test"], pooling=pooling
+                ),
+                pooling=pooling,
             )
     meta = json.loads((directory / META).read_text())
     info = {"model": "retrain", "cache_key": key, "from_cache": from_cache, "is_self": is_self}

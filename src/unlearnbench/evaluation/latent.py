@@ -14,7 +14,7 @@ from sklearn.preprocessing import normalize
 
 from unlearnbench.evaluation.inputs import EvalInputs
 from unlearnbench.evaluation.registry import Option, section
-from unlearnbench.runtime.outputs import EMBEDDING
+from unlearnbench.runtime.outputs import embedding
 from unlearnbench.tasks import Predictions
 
 NAN = float("nan")
@@ -119,7 +119,7 @@ def latent(inputs: EvalInputs) -> dict[str, Any]:
         before = latent_of({s: inputs.before_on(s) for s in ("forget", "retain", "test")}, cap, seed)
     return {
         "distance": "cosine",
-        "embedding": EMBEDDING,
+        "embedding": embedding(inputs.ctx.pooling),
         "unit": inputs.task.latent_unit,
         "after": after,
         "before": before,

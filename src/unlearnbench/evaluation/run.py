@@ -38,7 +38,11 @@ def evaluate_run(
         log.info("also evaluating %s (the enabled sections of eval read them)", extra)
     model = ctx.on_eval_device(outcome.model)
     embeddings = opts.needs_embeddings()
-    after = {s: predict(model, data.eval_loader(s), embeddings=embeddings).sorted() for s in splits}
+    pooling = ctx.pooling
+    after = {
+        s: predict(model, data.eval_loader(s), embeddings=embeddings, pooling=pooling).sorted()
+        for s in splits
+    }
     inputs = EvalInputs(ctx, outcome, opts, after, None, None, memory, Path(run_dir), pools, sequence)
     if opts.needs_original():
         inputs.before = original_outputs(ctx, after if inputs.is_original else None)

@@ -16,10 +16,10 @@ from torch import nn
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import register
 from unlearnbench.methods.paired import PairedLossMethod, PairedParams
-from unlearnbench.tasks import Units
+from unlearnbench.models import resolve_pooling
+from unlearnbench.tasks import POOLING_CHOICES, Units, pool
 
 DENOMINATORS = ("all", "negatives")
-POOLINGS = ("cls", "mean")
 NEGATIVE_SOURCES = ("auto", "retain", "retain_and_forget")
 TOKEN_ANCHORS = ("entity", "all")
 
@@ -100,14 +100,6 @@ def supervised_contrastive_loss(z: torch.Tensor, y: torch.Tensor, tau: float = 0
     return per_view[valid].mean()
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Sequence representation r(x) from one layer's token states: [CLS] or the masked mean."""
-    if pooling == "cls":
-        return hidden[:, 0]
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-
-
 @dataclass(kw_only=True)
 class DeepCutParams(PairedParams):
     views: int
@@ -134,8 +126,8 @@ class DeepCutParams(PairedParams):
             )
         if self.denominator not in DENOMINATORS:
             raise ConfigError("method.denominator", self.denominator, f"one of {', '.join(DENOMINATORS)}")
-        if self.pooling not in POOLINGS:
-            raise ConfigError("method.pooling", self.pooling, f"one of {', '.join(POOLINGS)}")
+        if self.pooling not in POOLING_CHOICES:
+            raise ConfigError("method.pooling", self.pooling, f"one of {', '.join(POOLING_CHOICES)}")
         if not self.layers:
             raise ConfigError("method.layers", self.layers, "a non-empty list of encoder layer indices")
         if self.negatives_from not in NEGATIVE_SOURCES:
@@ -191,6 +183,8 @@ class DeepCut(PairedLossMethod):
         self.skipped_anchors = 0
         self.anchors_seen = 0
         self.outside_tag: int | None = None
+        # auto: the state the model's own classifier reads (first token of an encoder, last of a decoder)
+        self.pooling = resolve_pooling(params.pooling, model.config)
 
     @classmethod
     def check_data(cls, params: DeepCutParams, data) -> None:
@@ -223,7 +217,7 @@ class DeepCut(PairedLossMethod):
 
     def unit_z(self, hidden: torch.Tensor, mask: torch.Tensor, units: Units) -> torch.Tensor:
         """z = normalize(proj(r)), r the unit's state: the pooled sequence, or the word's token."""
-        pooling = self.params.pooling
+        pooling = self.pooling
         states = self.task.unit_states(hidden, mask, units, lambda h, m: pool(h, m, pooling))
         return F.normalize(self.projection(states), dim=-1)
 
@@ -282,4 +276,9 @@ class DeepCut(PairedLossMethod):
         return loss
 
     def info(self) -> dict:
-        return {**super().info(), "skipped_anchors": self.skipped_anchors, "anchors": self.anchors_seen}
+        return {
+            **super().info(),
+            "skipped_anchors": self.skipped_anchors,
+            "anchors": self.anchors_seen,
+            "pooling": self.pooling,
+        }

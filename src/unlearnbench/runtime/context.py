@@ -20,7 +20,15 @@ from torch.utils.data import DataLoader
 
 from unlearnbench.data import UnlearnDataModule
 from unlearnbench.distributed import process_info
-from unlearnbench.models import EMBEDDED_MODEL_PACKAGE, build_pretrained, checkpoint_files, load_saved
+from unlearnbench.models import (
+    EMBEDDED_MODEL_PACKAGE,
+    build_pretrained,
+    checkpoint_files,
+    gradient_checkpointing,
+    load_saved,
+    pooling_option,
+    resolve_pooling,
+)
 from unlearnbench.runtime import legacy
 from unlearnbench.runtime.adapters import adapter_settings
 from unlearnbench.runtime.finetune import SupervisedFit
@@ -140,6 +148,7 @@ class RunContext:
             checkpoint_every=int(self.cfg.get("checkpoint", {}).get("every_n_steps") or 0),
             callbacks=callbacks,
             adapter=adapter_settings(self.cfg.model),
+            gradient_checkpointing=gradient_checkpointing(self.cfg.model),
             method=str(self.cfg.method.get("name")),
             label=label,
         )
@@ -153,7 +162,18 @@ class RunContext:
             len(self.data.tokenizer),
             task=self.data.task,
             label_names=self.data.label_names,
+            tokenizer=self.data.tokenizer,
         )
+
+    @property
+    def pooling(self) -> str:
+        """What a sequence's representation is in this run (``model.pooling``; ``auto`` resolved by
+        the model's family: ``cls`` for an encoder, ``last`` for a decoder): what the latent
+        metrics and embeddings.npz read, and DeepCUT contrasts unless told otherwise."""
+        requested = pooling_option(self.cfg.model)
+        if requested != "auto":
+            return requested
+        return resolve_pooling(requested, getattr(self.original().model, "config", None))
 
     def fine_tune(
         self,

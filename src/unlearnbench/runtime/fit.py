@@ -86,6 +86,39 @@ def compiled_for_fit(module: L.LightningModule, trainer_cfg: Mapping[str, Any]) 
         model._compiled_call_impl = None
 
 
+@contextmanager
+def checkpointed(module: L.LightningModule, enabled: bool) -> Iterator[None]:
+    """Within the block (a fit), the module's model keeps no activations for the backward pass but
+    recomputes them, layer by layer; after it, the model runs as before (evaluation, saving).
+
+    The non-reentrant form of torch's checkpoint: it needs no input that requires grad (so a LoRA
+    model with frozen embeddings still gets its gradients), and it replays the RNG state, so the
+    dropout masks of the recomputation are those of the forward pass (DeepCUT's views stay
+    distinct and the loss is the one without checkpointing). Frozen copies (SCRUB's teacher, NPO's
+    reference) run under no_grad in eval mode, where nothing is checkpointed."""
+    model = module.model
+    if not enabled:
+        yield
+        return
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(
+            "model.gradient_checkpointing", True, f"false: {type(model).__name__} does not support it"
+        )
+    # transformers 5 renamed the switch (the old name warns); older releases know only the old one.
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable({"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        model = module.model
+        if hasattr(model, "activation_checkpointing_disable"):
+            model.activation_checkpointing_disable()
+        else:
+            model.gradient_checkpointing_disable()
+
+
 LAST_CHECKPOINT = "last.ckpt"
 CHECKPOINT_DIR = "checkpoints"  # in a fit's log dir: the run dir, or a store entry's work dir
 log = logging.getLogger(__name__)
@@ -268,19 +301,21 @@ def fit(
     checkpoint_every: int = 0,
     callbacks: Sequence[Callback] = (),
     adapter: LoraSettings | None = None,
+    gradient_checkpointing: bool = False,
     method: str | None = None,
     label: str = "unlearning",
 ) -> FitStats:
     """Fit ``module`` for its params' budget. With ``checkpoint_every`` > 0 its state is kept in
     ``<log_dir>/checkpoints`` while it trains; a fit killed before its end resumes from there when
     the job runs again, and the checkpoints go once it has finished. ``adapter``: train LoRA adapters
-    (and the head) only, merged into the model when the fit ends.
+    (and the head) only, merged into the model when the fit ends. ``gradient_checkpointing``: the
+    model recomputes its activations in the backward pass while it fits (:func:`checkpointed`).
 
     A loss that becomes NaN or infinite stops the fit at once (:class:`FiniteLoss`): a
     :class:`DivergenceError` names ``method``, the fit (``label``: original, retrained reference,
     unlearning, ...) and the step. Its checkpoints go too: resuming from them would diverge again."""
     L.seed_everything(seed, workers=True, verbose=False)
-    with adapted(module, adapter):
+    with checkpointed(module, gradient_checkpointing), adapted(module, adapter):
         stats = _fit(
             module, loader, trainer_cfg, logger_cfg, log_dir, checkpoint_every, callbacks, method, label
         )

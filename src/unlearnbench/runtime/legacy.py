@@ -19,6 +19,8 @@ _DESCRIPTIVE_DATA_KEYS = ("origin", "licence", "designs")
 _ADDED_AS_NULL = ("val_path", "test_path")
 # Model keys added after, at the value that trains the model as it was trained then.
 _MODEL_ADDED = {"adapter": "none", "gradient_checkpointing": False}
+# Model keys added after that no training reads (what the evaluation and DeepCUT pool): never in a key.
+_MODEL_UNTRAINED = ("pooling",)
 _RECIPE_STOP = {"rule": "none", "every_n_steps": 10, "threshold": None, "val_max_samples": None}
 
 
@@ -33,7 +35,11 @@ def _base(cfg: DictConfig, processes: int) -> dict[str, Any]:
             for k, v in data.items()
             if k not in _DESCRIPTIVE_DATA_KEYS and not (k in _ADDED_AS_NULL and v is None)
         },
-        "model": {k: v for k, v in model.items() if k not in _MODEL_ADDED or v != _MODEL_ADDED[k]},
+        "model": {
+            k: v
+            for k, v in model.items()
+            if k not in _MODEL_UNTRAINED and (k not in _MODEL_ADDED or v != _MODEL_ADDED[k])
+        },
         "seed": int(cfg.seed),
         "precision": str(cfg.trainer.get("precision")),
     }

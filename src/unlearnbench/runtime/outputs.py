@@ -13,19 +13,29 @@ from filelock import FileLock
 from torch.utils.data import DataLoader
 
 from unlearnbench.io import stable_hash
-from unlearnbench.tasks import Predictions, Task, empty_predictions
+from unlearnbench.tasks import Predictions, Task, empty_predictions, pool
 
-# The representation the latent-space metrics read: the first-token state of the last encoder
-# layer, what DeepCUT contrasts by default (``pooling: cls``, ``layers: [-1]``).
-# Token classification: the last layer's state of each word's first subword (DeepCUT's token anchors).
-EMBEDDING = {"pooling": "cls", "layer": -1}
+# The layer whose states the latent-space metrics and the embedding map read: the last, what
+# DeepCUT contrasts by default (``layers: [-1]``). A sequence is one state of it, pooled as the run
+# says (``model.pooling``, resolved per family: the first token of an encoder, the last of a
+# decoder); token classification reads each word's first subword (DeepCUT's token anchors).
+EMBEDDING_LAYER = -1
+
+
+def embedding(pooling: str = "cls") -> dict[str, object]:
+    """What an embedding is, as results.json records it and the stored outputs are keyed by (an
+    encoder's default, ``cls``, is the key outputs were always stored under)."""
+    return {"pooling": pooling, "layer": EMBEDDING_LAYER}
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, loader: DataLoader, embeddings: bool = False) -> Predictions:
-    """One pass over ``loader`` in eval mode: logits and, with ``embeddings``, the EMBEDDING of every
-    row (from the same forward pass, ``output_hidden_states``; None for a model without them). The
-    loader's task (its collator's) says what a row is: a sample, or a word."""
+def predict(
+    model: torch.nn.Module, loader: DataLoader, embeddings: bool = False, pooling: str = "cls"
+) -> Predictions:
+    """One pass over ``loader`` in eval mode: logits and, with ``embeddings``, the embedding of
+    every row, ``pooling`` of the last layer (from the same forward pass, ``output_hidden_states``;
+    None for a model without them). The loader's task (its collator's) says what a row is: a
+    sample, or a word."""
     task: Task = loader.collate_fn.task
     was_training = model.training
     model.eval()
@@ -40,8 +50,8 @@ def predict(model: torch.nn.Module, loader: DataLoader, embeddings: bool = False
                 **extra,
             )
             hidden = getattr(out, "hidden_states", None) if embeddings else None
-            states = None if hidden is None else hidden[EMBEDDING["layer"]]
-            parts.append(task.output_rows(out.logits, batch, states))
+            states = None if hidden is None else hidden[EMBEDDING_LAYER]
+            parts.append(task.output_rows(out.logits, batch, states, lambda h, m: pool(h, m, pooling)))
     finally:
         model.train(was_training)
     if not parts:
@@ -55,10 +65,16 @@ def predict(model: torch.nn.Module, loader: DataLoader, embeddings: bool = False
 
 
 # ---------------------------------------------------------------------- cached outputs of a model
-def outputs_path(directory: str | Path, indices: Sequence[int] | np.ndarray, tag: str | None = None) -> Path:
-    """Where the outputs of a stored model on these dataset indices live (inside its store entry).
-    ``tag`` names another set of samples than the dataset's (a forget design's own)."""
-    what: dict = {"indices": sorted(np.asarray(indices).tolist()), "embedding": EMBEDDING}
+def outputs_path(
+    directory: str | Path,
+    indices: Sequence[int] | np.ndarray,
+    tag: str | None = None,
+    pooling: str = "cls",
+) -> Path:
+    """Where the outputs of a stored model on these dataset indices live (inside its store entry),
+    their embeddings pooled by ``pooling``. ``tag`` names another set of samples than the
+    dataset's (a forget design's own)."""
+    what: dict = {"indices": sorted(np.asarray(indices).tolist()), "embedding": embedding(pooling)}
     if tag is not None:
         what["set"] = tag
     return Path(directory) / f"outputs-{stable_hash(what, 16)}.npz"
@@ -69,10 +85,11 @@ def cached_outputs(
     indices: Sequence[int] | np.ndarray,
     compute: Callable[[], Predictions],
     tag: str | None = None,
+    pooling: str = "cls",
 ) -> tuple[Predictions, bool]:
     """The outputs stored for ``indices`` in ``directory``, or ``compute()`` stored there once (file
     lock: parallel jobs compute them once). Returns them (sorted by index) and whether they were stored."""
-    path = outputs_path(directory, indices, tag)
+    path = outputs_path(directory, indices, tag, pooling)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         stored = Predictions.load_trusted(path, indices)
@@ -83,9 +100,11 @@ def cached_outputs(
         return pred, False
 
 
-def store_outputs(directory: str | Path, indices: Sequence[int] | np.ndarray, pred: Predictions) -> None:
+def store_outputs(
+    directory: str | Path, indices: Sequence[int] | np.ndarray, pred: Predictions, pooling: str = "cls"
+) -> None:
     """Store ``pred`` restricted to ``indices`` (e.g. a run's own evaluation of a cached model)."""
-    cached_outputs(directory, indices, lambda: pred)
+    cached_outputs(directory, indices, lambda: pred, pooling=pooling)
 
 
 def evaluate_splits(model: torch.nn.Module, data, splits: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from unlearnbench.errors import ConfigError
 from unlearnbench.tasks.base import IGNORE_INDEX, Task, Units, wrong_labels
 from unlearnbench.tasks.bio import OUTSIDE
+from unlearnbench.tasks.pooling import CHOICES as POOLING_CHOICES
+from unlearnbench.tasks.pooling import POOLINGS, last_positions, pool
 from unlearnbench.tasks.predictions import Predictions, empty_predictions
 from unlearnbench.tasks.sequence import SequenceClassification, TextDataset
 from unlearnbench.tasks.token import TokenClassification, TokenDataset
@@ -36,6 +38,8 @@ def task_of_architectures(architectures: list[str]) -> Task:
 __all__ = [
     "IGNORE_INDEX",
     "OUTSIDE",
+    "POOLINGS",
+    "POOLING_CHOICES",
     "TASKS",
     "Dataset",
     "Predictions",
@@ -47,6 +51,8 @@ __all__ = [
     "Units",
     "empty_predictions",
     "get_task",
+    "last_positions",
+    "pool",
     "task_of",
     "task_of_architectures",
     "wrong_labels",

@@ -203,10 +203,15 @@ class Task(ABC):
     # ------------------------------------------------------------------ predictions and metrics
     @abstractmethod
     def output_rows(
-        self, logits: torch.Tensor, batch: Mapping[str, torch.Tensor], states: torch.Tensor | None
+        self,
+        logits: torch.Tensor,
+        batch: Mapping[str, torch.Tensor],
+        states: torch.Tensor | None,
+        pool: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """From one forward pass: the predicted rows' (logits, labels, dataset indices, embeddings,
-        positions); ``states`` is the last layer's token states (None: no embeddings asked)."""
+        positions); ``states`` is the last layer's token states (None: no embeddings asked), and
+        ``pool`` makes one state of a sequence's (the run's pooling), where a row is a sequence."""
 
     @abstractmethod
     def metrics(self, pred: Predictions, label_names: Sequence[str]) -> dict[str, float]:

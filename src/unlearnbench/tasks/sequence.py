@@ -331,8 +331,8 @@ class SequenceClassification(Task):
         return torch.where(is_forget, drawn, labels)
 
     # ------------------------------------------------------------------ predictions and metrics
-    def output_rows(self, logits, batch, states):
-        emb = None if states is None else states[:, 0].float().cpu()
+    def output_rows(self, logits, batch, states, pool):
+        emb = None if states is None else pool(states, batch["attention_mask"]).float().cpu()
         return logits.float().cpu(), batch["labels"], batch["index"], emb, None
 
     def metrics(self, pred: Predictions, label_names: Sequence[str]) -> dict[str, float]:

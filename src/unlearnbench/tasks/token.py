@@ -375,7 +375,8 @@ class TokenClassification(Task):
         return targets
 
     # ------------------------------------------------------------------ predictions and metrics
-    def output_rows(self, logits, batch, states):
+    def output_rows(self, logits, batch, states, pool):
+        # A row is a word: its first subword's state, as DeepCUT's token anchors read it (no pooling).
         words = batch["word_index"]
         at = words >= 0
         emb = None if states is None else states.float().cpu()[at]
