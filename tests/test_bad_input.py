@@ -475,8 +475,14 @@ CLI_CASES = [
 ]
 
 
+# Each case starts an interpreter (slow): the first runs in make test, every case in make test-slow;
+# the same refusals are checked in-process by test_bad_input_is_refused_before_training.
 @pytest.mark.parametrize(
-    ("overrides", "last_line"), [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES]
+    ("overrides", "last_line"),
+    [
+        pytest.param(*c[1:], id=c[0], marks=() if i == 0 else pytest.mark.slow)
+        for i, c in enumerate(CLI_CASES)
+    ],
 )
 def test_cli_ends_with_one_line_and_exit_status_2(tmp_path, overrides: Case, last_line: str) -> None:
     out = unlearnbench_cli(tmp_path, *overrides(tmp_path))
@@ -554,6 +560,7 @@ def test_hydra_full_error_shows_hydras_own_report_of_an_unknown_key(tmp_path, mo
         run_main(monkeypatch, tmp_path, "trainer.max_epochs=-1")
 
 
+@pytest.mark.slow  # an interpreter of its own
 def test_hydra_full_error_shows_the_traceback(tmp_path) -> None:
     out = unlearnbench_cli(tmp_path, "forget.ratio=0", env={"HYDRA_FULL_ERROR": "1"})
     assert out.returncode != 0

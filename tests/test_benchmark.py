@@ -19,6 +19,7 @@ from unlearnbench.pipeline import run_experiment
 from unlearnbench.runtime.fit import build_trainer
 
 
+@pytest.mark.slow  # a benchmark section end to end
 def test_sweep_trains_each_model_once(tmp_path):
     """M methods x R ratios x S seeds: S originals and R x S retrained models, each trained once,
     and their outputs computed once (then read from their cache entries)."""
@@ -31,6 +32,7 @@ def test_sweep_trains_each_model_once(tmp_path):
     assert out["reference_output_passes"] == 2  # one per retrained model, not one per run
 
 
+@pytest.mark.slow  # a benchmark section end to end
 def test_unlearn_vs_retrain_rows_and_progress(tmp_path):
     """(b): one row per (dataset, ratio, method), its time a fraction of the retraining measured in
     the same process, and the rows so far handed out after each ratio (a stopped run keeps them)."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import TINY
 
 
@@ -77,6 +79,7 @@ def test_bad_config_ends_with_one_clear_line(tmp_path) -> None:
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow  # an interpreter of its own; unknown groups are tested in-process (test_bad_input)
 def test_unknown_method_lists_the_known_ones(tmp_path) -> None:
     out = unlearnbench("method=bogus", f"hydra.run.dir={tmp_path / 'run'}", cache=tmp_path / "cache")
     assert out.returncode != 0 and "deepcut" in out.stderr and "bogus" in out.stderr

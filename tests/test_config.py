@@ -47,6 +47,7 @@ def test_method_yaml_and_registry_agree() -> None:
     assert yamls == set(METHODS), "each method needs methods/<name>.py and conf/method/<name>.yaml"
 
 
+@pytest.mark.slow  # interpreters of its own; --cfg job composition is tested in-process
 def test_cli_prints_job_config() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "unlearnbench.cli", "--cfg", "job", "method=deepcut", "forget.ratio=0.1"],

@@ -209,6 +209,7 @@ def _env() -> dict[str, str]:
     return dict(os.environ)
 
 
+@pytest.mark.slow  # the data CLI in interpreters of its own
 def test_data_cli_lists_configs_and_their_offline_state(tmp_path) -> None:
     out = data_cli("list", cache=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -224,6 +225,7 @@ def test_data_cli_lists_configs_and_their_offline_state(tmp_path) -> None:
     assert "token_classification" in rows["wnut16"] and "token_classification" in rows["conll2003"]
 
 
+@pytest.mark.slow  # the data CLI in interpreters of its own
 def test_data_cli_info_prints_sizes_classes_lengths_and_splits(tmp_path) -> None:
     out = data_cli("info", "data=wnut16", "forget.ratio=0.1", cache=tmp_path)
     assert out.returncode == 0, out.stderr

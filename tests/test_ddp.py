@@ -46,8 +46,15 @@ def _ranks_run_every_method(base: dict[str, Any], cfgs: dict[str, dict], out_dir
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(record))
 
 
-def test_every_method_runs_on_two_gloo_processes(make_cfg, tmp_path) -> None:
-    methods = sorted(METHODS)
+# make test: a paired-loss method, a procedure and a frozen-reference one; make test-slow: all of them
+@pytest.mark.parametrize(
+    "methods",
+    [
+        pytest.param(["deepcut", "scrub", "sisa"], id="three-kinds"),
+        pytest.param(sorted(METHODS), id="every-method", marks=pytest.mark.slow),
+    ],
+)
+def test_every_method_runs_on_two_gloo_processes(methods: list[str], make_cfg, tmp_path) -> None:
     cfgs = {
         m: OmegaConf.to_container(make_cfg(*DDP, f"method={m}", cache_dir=tmp_path / "cache"), resolve=True)
         for m in methods

@@ -58,7 +58,8 @@ def results(sweep: Path) -> dict[str, dict]:
     }
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+# joblib in make test-slow: submitit_local covers the same sharing and also the resume
+@pytest.mark.parametrize("launcher", [pytest.param("joblib", marks=pytest.mark.slow), "submitit_local"])
 def test_parallel_local_jobs_train_the_shared_original_once(launcher: str, tmp_path) -> None:
     """Two jobs start at once on an empty cache: one trains the original model under the file lock,
     the other waits for it and loads it."""
