@@ -22,12 +22,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from unlearnbench.io import atomic_write_text
 from unlearnbench.report import load_runs, plot_requests, request_series
-from unlearnbench.report.stats import ci95
+from unlearnbench.report.stats import mean_ci
 from unlearnbench.report.tables import METHOD_ORDER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,13 +63,9 @@ def sweep(experiment: str, sweep_dir: Path, overrides: Sequence[str]) -> None:
     subprocess.run(cmd, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"})
 
 
-def cell(values: pd.Series, digits: int = 1) -> str:
-    values = values.dropna().astype(float)
-    if values.empty:
-        return "–"
-    half = float(ci95(values.std(ddof=1), len(values))) if len(values) > 1 else float("nan")
-    mean = f"{values.mean():.{digits}f}"
-    return mean if np.isnan(half) else f"{mean} ± {half:.{digits}f}"
+def job_time(frame: pd.DataFrame) -> str:
+    """How much the runs of a section cost, from their own records (so a re-render keeps it)."""
+    return f"{len(frame)} runs, {frame.total_seconds.sum():.0f} s of job time in all."
 
 
 def _ordered(methods: Sequence[str]) -> list[str]:
@@ -95,7 +90,8 @@ def requests_section(sweep_dir: Path, figure_dir: Path) -> str:
         f"{', '.join(map(str, seeds))}. Request k is unlearned from the model request k - 1 left; "
         "the gap is |forget F1 - retrained forget F1| on all requests so far, with the model "
         "retrained on D minus requests 1..k; seconds are the method's own, summed over requests "
-        "(SISA: the shards it retrained). Mean ± half-width of the 95 % t-interval over seeds.",
+        "(SISA: the shards it retrained). Mean ± half-width of the 95 % t-interval over seeds. "
+        f"{job_time(frame)}",
         "",
         "| method | request | forget-F1 gap (points) | test F1 | cumulative s | seeds |",
         "|---|---:|---:|---:|---:|---:|",
@@ -104,8 +100,8 @@ def requests_section(sweep_dir: Path, figure_dir: Path) -> str:
         rows = series[series.method == method]
         for k, at_k in rows.groupby("request"):
             lines.append(
-                f"| {method} | {k} | {cell(at_k.gap)} | {cell(at_k.test_f1)} | "
-                f"{cell(at_k.seconds)} | {len(at_k)} |"
+                f"| {method} | {k} | {mean_ci(at_k.gap)} | {mean_ci(at_k.test_f1)} | "
+                f"{mean_ci(at_k.seconds)} | {len(at_k)} |"
             )
     figures = plot_requests(frame, figure_dir, _ordered(series.method))
     for path in figures:
@@ -150,7 +146,7 @@ def lora_section(sweep_dir: Path) -> str:
         + ", ".join(f"{m} {LORA_SCALE * FULL_LR[m]:g}" for m in UNLEARNERS)
         + "), and `lora_full_recipe` (LoRA with full fine-tuning's recipe: the original only). The fit "
         "is the retrained model's training, the recipe of the original; the arms ran one after "
-        "another on the same machine.",
+        f"another on the same machine. {job_time(frame)}",
         "",
         "| arm | trainable parameters | fit seconds | s / step | peak RSS (MB) | original test F1 | seeds |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -167,10 +163,10 @@ def lora_section(sweep_dir: Path) -> str:
         per_step = rows.unlearn_seconds / rows.unlearn_steps
         if not rows.empty:
             means[arm] = (per_step.mean(), rows.peak_rss_mb.mean(), trainable.mean())
-        trainable_cell = f"{trainable.mean():,.0f}" if len(trainable) else "–"
+        trainable_cell = f"{trainable.mean():,.0f}" if len(trainable) else "-"
         lines.append(
-            f"| {arm} | {trainable_cell} | {cell(rows.unlearn_seconds)} | {cell(per_step, 3)} | "
-            f"{cell(rows.peak_rss_mb, 0)} | {cell(100 * originals.test_f1)} | "
+            f"| {arm} | {trainable_cell} | {mean_ci(rows.unlearn_seconds)} | {mean_ci(per_step, digits=3)} | "
+            f"{mean_ci(rows.peak_rss_mb, digits=0)} | {mean_ci(originals.test_f1, 100)} | "
             f"{max(len(rows), len(originals))} |"
         )
     originals = frame[frame.method == "original"].groupby("arm").test_f1.mean()
@@ -204,10 +200,10 @@ def lora_section(sweep_dir: Path) -> str:
             runs = frame[(frame.method == method) & (frame.arm == arm)]
             if runs.empty:
                 continue
-            gap = "–" if method == "retrain" else cell(100 * runs.forget_f1_gap)
+            gap = "-" if method == "retrain" else mean_ci(runs.forget_f1_gap, 100)
             lines.append(
-                f"| {method} | {arm} | {cell(100 * runs.forget_f1)} | {gap} | {cell(100 * runs.test_f1)} | "
-                f"{cell(runs.unlearn_seconds)} |"
+                f"| {method} | {arm} | {mean_ci(runs.forget_f1, 100)} | {gap} | "
+                f"{mean_ci(runs.test_f1, 100)} | {mean_ci(runs.unlearn_seconds)} |"
             )
     lines += ["", *(f"Failed: {f['run_dir']}: {f['type']}: {f['message']}" for f in failures)]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from scipy import stats
 from unlearnbench.cli.report import main
 from unlearnbench.io import atomic_write_json
 from unlearnbench.report import load_runs, summarize, write_report
+from unlearnbench.report.stats import mean_ci
 from unlearnbench.report.tables import LEGEND
 
 
@@ -420,3 +421,11 @@ def test_forget_quality_figure_is_drawn_only_when_the_runs_have_scores(tmp_path)
     write_report([tmp_path / "plain"], tmp_path / "plain-report", plots=True)
     pngs = sorted(p.name for p in (tmp_path / "plain-report").glob("*.png"))
     assert pngs == ["tradeoff_bbc_m.png"]
+
+
+def test_mean_ci_is_the_t_interval_of_the_finite_values() -> None:
+    # t_{0.975, 2} = 4.303, std 1, n 3: half-width 4.303 / sqrt(3) = 2.484
+    assert mean_ci([1.0, 2.0, 3.0]) == "2.0 ± 2.5"
+    assert mean_ci([0.01, 0.02, 0.03, float("nan")], scale=100.0, digits=2) == "2.00 ± 2.48"
+    assert mean_ci([0.5], scale=100.0) == "50.0"  # one value: no interval
+    assert mean_ci([]) == "-" and mean_ci([None, float("nan")]) == "-"

@@ -61,6 +61,22 @@ def compose(overrides: Sequence[str] = (), resolve: bool = True, conf_dir: str |
     return cfg
 
 
+def compose_with_hydra(overrides: Sequence[str] = (), conf_dir: str | None = None) -> DictConfig:
+    """The config as a Hydra app sees it, its ``hydra`` node included (sweeper, launcher, run dirs),
+    unresolved. Hydra's global state is cleared before and after, so it works inside a Hydra run
+    (the CLI's checks) and between tests."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=conf_dir or CONF_DIR, version_base="1.3"):
+            return hydra_compose(PRIMARY, overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def group_options(group: str, conf_dirs: Sequence[str | Path] = ()) -> list[str]:
     """The options of a config group in the package's conf dir and in ``conf_dirs`` (a search path)."""
     names: set[str] = set()

@@ -138,15 +138,8 @@ def position_limit(cfg: Mapping[str, Any]) -> tuple[int, str] | None:
         built = random_config(cfg, 1)
         config = {**built.to_dict(), "max_position_embeddings": _positions(built)}
     else:
-        try:
-            location = _pretrained_location(cfg)
-            where = "the embedded model" if cfg.get("source") == "embedded" else f"'{location}'"
-            if Path(location).is_dir():
-                config = _read_config(Path(location))
-            else:
-                config = AutoConfig.from_pretrained(location, trust_remote_code=False).to_dict()
-        except Exception:  # not downloadable here, or it needs its own code: loading it says why
-            return None
+        where = "the embedded model" if cfg.get("source") == "embedded" else f"'{cfg.get('path')}'"
+        config = _pretrained_config(cfg)
     # GPT-2 style configs name it n_positions.
     positions = config.get("max_position_embeddings", config.get("n_positions")) if config else None
     if not isinstance(positions, int):
@@ -192,21 +185,23 @@ def check_max_length(cfg: Mapping[str, Any], max_length: Any, tokenizer: Any) ->
 ADDED_PAD_TOKEN = "<|pad|>"
 
 
+def _pretrained_config(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The config.json of ``model.checkpoint``, else of the pretrained model (a directory, or a hub
+    model already downloaded); None where it cannot be read here (loading the model says why)."""
+    if cfg.get("checkpoint") is not None:
+        return _read_config(Path(str(cfg["checkpoint"])))
+    try:
+        location = _pretrained_location(cfg)
+        if Path(location).is_dir():
+            return _read_config(Path(location))
+        return AutoConfig.from_pretrained(location, trust_remote_code=False).to_dict()
+    except Exception:  # not downloadable here, or it needs its own code
+        return None
+
+
 def _declared_pad_id(cfg: Mapping[str, Any]) -> int | None:
     """The pad token id the pretrained model's config declares, where it can be read here."""
-    if cfg.get("source") == "random":
-        return None
-    try:
-        if cfg.get("checkpoint") is not None:
-            config = _read_config(Path(str(cfg["checkpoint"])))
-        else:
-            location = _pretrained_location(cfg)
-            if Path(location).is_dir():
-                config = _read_config(Path(location))
-            else:
-                config = AutoConfig.from_pretrained(location, trust_remote_code=False).to_dict()
-    except Exception:  # not downloadable here, or it needs its own code: the tokenizer decides
-        return None
+    config = None if cfg.get("source") == "random" else _pretrained_config(cfg)
     pad = (config or {}).get("pad_token_id")
     return pad if isinstance(pad, int) and not isinstance(pad, bool) else None
 

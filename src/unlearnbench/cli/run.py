@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from unlearnbench.config import CONF_DIR
+from unlearnbench.config import CONF_DIR, compose_with_hydra
 from unlearnbench.distributed import is_main_process
 from unlearnbench.errors import ConfigError, UnlearnbenchError
 from unlearnbench.io import atomic_write_json, redact, redact_logs
@@ -151,8 +151,6 @@ def hydra_overrides(args: list[str]) -> list[str]:
 def config_keys(overrides: list[str]) -> list[str]:
     """Every key of the config that ``overrides`` compose (dotted, nodes and leaves, the hydra node
     included): sweeps take their first value; overrides that do not compose are left out."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
@@ -170,25 +168,17 @@ def config_keys(overrides: list[str]) -> list[str]:
             text = f"{override.get_key_element()}={first}"
         single.append(text)
 
-    def compose_with(chosen: list[str]) -> DictConfig:
-        GlobalHydra.instance().clear()
-        try:
-            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-                return compose("config", overrides=chosen, return_hydra_config=True)
-        finally:
-            GlobalHydra.instance().clear()
-
     try:
-        cfg = compose_with(single)
+        cfg = compose_with_hydra(single)
     except Exception:  # keep what composes on its own (the group choices, the search path)
         good = []
         for text in single:
             try:
-                compose_with([*good, text])
+                compose_with_hydra([*good, text])
                 good.append(text)
             except Exception:
                 continue
-        cfg = compose_with(good)
+        cfg = compose_with_hydra(good)
 
     keys: list[str] = []
 

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from unlearnbench.data import UnlearnDataModule
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import register
-from unlearnbench.methods.paired import FrozenReferenceMethod, PairedParams
+from unlearnbench.methods.paired import FrozenReferenceMethod, PairedParams, distill_kl
 from unlearnbench.runtime import FitStats, Recipe, RunContext, StoreEntry, UnlearnOutcome
 from unlearnbench.runtime.specs import ModelSpec
 
@@ -24,19 +23,17 @@ from unlearnbench.runtime.specs import ModelSpec
 # part of their store keys, so a change of meaning trains them again instead of misreading them.
 GAP_MODELS_VERSION = 1
 EXTRA_SET = "val"  # D_n: see Kga's docstring for why the validation split
+# A gap model's role: the split it is fine-tuned on, and its name in the logs.
+GAP_MODELS = {
+    "forget": ("forget", "KGA forget model (A_f)"),
+    "extra": (EXTRA_SET, "KGA extra-set model (A_n)"),
+}
 
 
 def row_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of KL(p || q), p = softmax(p_logits), q = softmax(q_logits):
-
-        KL = 1/n sum_i sum_c p(c|x_i) (log p(c|x_i) - log q(c|x_i))
-
-    No rows: 0 with a zero gradient."""
-    if p_logits.shape[0] == 0:
-        return p_logits.sum() * 0.0
-    log_p = F.log_softmax(p_logits.float(), dim=-1)
-    log_q = F.log_softmax(q_logits.float(), dim=-1)
-    return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
+    """Mean over rows of KL(p || q), p = softmax(p_logits), q = softmax(q_logits): the distillation
+    KL at temperature 1 with p as the teacher. No rows: 0 with a zero gradient."""
+    return distill_kl(q_logits, p_logits, 1.0)
 
 
 @dataclass(kw_only=True)
@@ -135,16 +132,15 @@ class Kga(FrozenReferenceMethod):
     @staticmethod
     def gap_model_spec(ctx: RunContext, role: str, params: KgaParams) -> ModelSpec:
         """The store spec of A_f (``role="forget"``: trained on D_f) or A_n (``"extra"``: on D_n)."""
-        split = "forget" if role == "forget" else EXTRA_SET
+        split, _ = GAP_MODELS[role]
         detail = {"kga_version": GAP_MODELS_VERSION, "role": role, "split": split}
         return ctx.model_spec(f"kga_{role}", sorted(ctx.data.sample_ids(split)), params.gap_recipe, detail)
 
     @classmethod
     def gap_model(cls, ctx: RunContext, role: str, params: KgaParams) -> StoreEntry:
         """A_f or A_n: from the store, or fine-tuned from the pretrained model once and stored."""
-        split = "forget" if role == "forget" else EXTRA_SET
+        split, label = GAP_MODELS[role]
         indices = ctx.data.splits[split]
-        label = "KGA forget model (A_f)" if role == "forget" else "KGA extra-set model (A_n)"
         return ctx.store.get_or_train(
             cls.gap_model_spec(ctx, role, params),
             lambda work_dir: ctx.fine_tune(indices, params.gap_recipe, work_dir, label=label),

@@ -3,7 +3,8 @@ retain batch B_r read in one forward pass and told apart by the ``is_forget`` ma
 
 A subclass names the terms of its loss (:meth:`PairedLossMethod.loss_terms`) and says how they
 add up (:meth:`PairedLossMethod.combine`); the loader, the step, its counting and its logging are
-shared. :class:`FrozenReferenceMethod` adds a frozen copy of theta_0 (a teacher, a reference).
+shared. :class:`FrozenReferenceMethod` adds a frozen copy of theta_0 (a teacher, a reference), and
+:func:`distill_kl` compares two models' outputs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel
 
@@ -20,6 +22,23 @@ from unlearnbench.data import UnlearnDataModule
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import TrainedParams, UnlearningMethod
 from unlearnbench.runtime import RunContext, UnlearnOutcome
+
+
+def distill_kl(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL(p_teacher || p_student) of the temperature-T softmaxes, times T^2, mean over rows.
+
+        KL_T = T^2 / n * sum_i sum_c p_t(c|x_i) (log p_t(c|x_i) - log p_s(c|x_i)),  p = softmax(logits / T)
+
+    Hinton et al. 2015's distillation term (SCRUB's ``DistillKL``; at T = 1 the KL of KGA's gaps).
+    No rows: 0 with a zero gradient.
+    """
+    if student_logits.shape[0] == 0:
+        return student_logits.sum() * 0.0
+    log_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * temperature**2
 
 
 @dataclass(kw_only=True)

@@ -9,27 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import register
-from unlearnbench.methods.paired import FrozenReferenceMethod, PairedParams
-
-
-def distill_kl(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """KL(p_teacher || p_student) of the temperature-T softmaxes, times T^2, mean over rows.
-
-        KL_T = T^2 / n * sum_i sum_c p_t(c|x_i) (log p_t(c|x_i) - log p_s(c|x_i)),  p = softmax(logits / T)
-
-    SCRUB's ``DistillKL`` (Hinton et al. 2015's distillation term). No rows: 0 with a zero gradient.
-    """
-    if student_logits.shape[0] == 0:
-        return student_logits.sum() * 0.0
-    log_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    log_t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
-    return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * temperature**2
+from unlearnbench.methods.paired import FrozenReferenceMethod, PairedParams, distill_kl
 
 
 @dataclass(kw_only=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unlearnbench.report.stats import ALPHA, ci95, significantly_better
+from unlearnbench.report.stats import ALPHA, mean_ci, significantly_better
 from unlearnbench.report.tables import load_runs
 
 YARDSTICKS = ("original", "retrain")
@@ -34,17 +34,6 @@ CELLS = (  # (frame column, label, scale, digits)
 )
 
 
-def _cell(values: pd.Series, scale: float, digits: int) -> str:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    if values.empty:
-        return "-"
-    mean = values.mean() * scale
-    if len(values) < 2:
-        return f"{mean:.{digits}f}"
-    half = float(ci95(values.std(ddof=1), len(values))) * scale
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"
-
-
 def design_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per method of one dataset x forget design: its scores, mean ± 95 % CI over seeds."""
     order = [
@@ -57,7 +46,7 @@ def design_table(rows: pd.DataFrame) -> pd.DataFrame:
         row = {"method": method, "seeds": len(runs)}
         for column, label, scale, digits in CELLS:
             if column in runs and pd.to_numeric(runs[column], errors="coerce").notna().any():
-                row[label] = _cell(runs[column], scale, digits)
+                row[label] = mean_ci(runs[column], scale, digits)
         out.append(row)
     return pd.DataFrame(out).fillna("-")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,19 @@ def ci95(std: pd.Series | np.ndarray | float, n: pd.Series | np.ndarray | int) -
     dof = np.where(enough, n - 1, 1.0)
     half = stats.t.ppf(0.5 + LEVEL / 2, dof) * std / np.sqrt(np.where(enough, n, 1.0))
     return np.where(enough, half, np.nan)
+
+
+def mean_ci(values: pd.Series | Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
+    """``mean ± half-width of the 95 % t-interval`` of the finite values, times ``scale``; the mean
+    alone for one value, ``-`` for none."""
+    values = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").dropna().astype(float)
+    if values.empty:
+        return "-"
+    mean = values.mean() * scale
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    half = float(ci95(values.std(ddof=1), len(values))) * scale
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
 def significantly_better(best: np.ndarray, other: np.ndarray, better: str, alpha: float = ALPHA) -> bool:
