@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from unlearnbench.config import compose
 from unlearnbench.io import atomic_write_text
 from unlearnbench.report import load_runs, plot_requests, request_series
 from unlearnbench.report.stats import mean_ci
@@ -36,9 +37,20 @@ LORA = SWEEPS / "lora"
 # LoRA's recipe: LORA_SCALE x full fine-tuning's learning rate for every fit (train.lr for the
 # original and the retrained references, method.lr for the unlearning), and more epochs.
 LORA_SCALE = 20.0
-FULL_LR = {"train": 1.0e-4, "finetune": 5.0e-5, "gradient_ascent": 2.0e-5, "deepcut": 2.0e-5}
-LORA_RECIPE = [f"train.lr={LORA_SCALE * FULL_LR['train']:g}", "train.epochs=8"]
 UNLEARNERS = ("finetune", "gradient_ascent", "deepcut")
+
+
+def full_learning_rates() -> dict[str, float]:
+    """Full fine-tuning's learning rates, as experiment=lora composes them: ``train`` (the original
+    and the retrained references) and each unlearning method's own."""
+    rates = {"train": float(compose(["experiment=lora"]).train.lr)}
+    for method in UNLEARNERS:
+        rates[method] = float(compose(["experiment=lora", f"method={method}"]).method.lr)
+    return rates
+
+
+FULL_LR = full_learning_rates()
+LORA_RECIPE = [f"train.lr={LORA_SCALE * FULL_LR['train']:g}", "train.epochs=8"]
 ARMS = {  # name: the sweeps of its dir, each a list of overrides
     "full": [["model.adapter=none"]],
     "lora": [
@@ -140,7 +152,8 @@ def lora_section(sweep_dir: Path) -> str:
     if frame.empty:
         return "\n".join([*lines, f"No runs yet under `{sweep_dir}`."])
     lines += [
-        "Arms: `full` (every weight trains; `train.lr` 1e-4, 2 epochs), `lora` (rank-8 adapters on "
+        f"Arms: `full` (every weight trains; `train.lr` {FULL_LR['train']:g}, 2 epochs), "
+        "`lora` (rank-8 adapters on "
         f"query and value plus the head; {LORA_SCALE:g} x every learning rate: `train.lr` "
         f"{LORA_SCALE * FULL_LR['train']:g}, 8 epochs; `method.lr` of "
         + ", ".join(f"{m} {LORA_SCALE * FULL_LR[m]:g}" for m in UNLEARNERS)
