@@ -23,7 +23,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig
 import unlearnbench
 from tests.conftest import TINY
 from unlearnbench.cli.run import run_job
-from unlearnbench.config import CONF_DIR
+from unlearnbench.config import CONF_DIR, compose
 from unlearnbench.data.tokenize import read_encoding
 from unlearnbench.errors import ConfigError
 from unlearnbench.io import REDACTED, RedactSecrets, atomic_dir, atomic_write_json
@@ -342,8 +342,10 @@ def test_the_source_never_unpickles() -> None:
 
 
 def test_model_configs_never_trust_remote_code() -> None:
+    # as composed (the shared keys come from conf/model/base/), and no file of its own turns it on
     for path in sorted((Path(CONF_DIR) / "model").glob("*.yaml")):
-        assert OmegaConf.load(path).get("trust_remote_code") is False, path.name
+        assert OmegaConf.load(path).get("trust_remote_code", False) is False, path.name
+        assert compose([f"model={path.stem}"], resolve=False).model.trust_remote_code is False, path.name
 
 
 EVIL_CODE = """
