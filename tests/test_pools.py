@@ -12,7 +12,13 @@ from unlearnbench.methods import METHODS
 from unlearnbench.pipeline import prepare, run_experiment
 from unlearnbench.pools import member_seeds, varies
 
-POOL = ["eval.pool.size=3", "data.max_samples=120", "eval.latent=false", "eval.embeddings_per_split=0"]
+POOL = [
+    "eval.pool.size=3",
+    "data.max_samples=120",
+    "eval.latent=false",
+    "eval.embeddings_per_split=0",
+    "train.epochs=10",
+]
 
 
 def test_members_differ_in_the_seed_their_method_has() -> None:
