@@ -38,3 +38,12 @@ def test_overlapping_pools_do_not_separate_and_one_seed_is_not_tested(tmp_path) 
         fake_run(tmp_path / "one", method, 0, 0.9, 1.0, sections=fq(value))
     text, facts = render_power([tmp_path / "one"], "# Power")
     assert not facts[("bbc", "m", "random-0.05")]["tested"] and "one seed: means only, no test" in text
+
+
+def test_methods_that_tie_on_forget_quality_name_no_closest(tmp_path) -> None:
+    scores = {"original": 0.0, "retrain": 0.2, "finetune": 0.0, "deepcut": 0.0, "gradient_ascent": 0.0}
+    for method, value in scores.items():
+        fake_run(tmp_path, method, 0, 0.9, 1.0, sections=fq(value))
+    text, facts = render_power([tmp_path], "# Power")
+    assert len(facts[("bbc", "m", "random-0.05")]["tied"]) == 3
+    assert "closest to retraining: none, a tie of" in text

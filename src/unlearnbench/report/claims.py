@@ -94,7 +94,8 @@ def claim_forgets_better(rows: pd.DataFrame) -> dict[str, Any]:
         means=means,
         rank=ranking.index(CANDIDATE) + 1,
         rival=rival,
-        holds=ranking[0] == CANDIDATE,
+        # a tie with the best other method is not "better"
+        holds=ranking[0] == CANDIDATE and not math.isclose(means[CANDIDATE], means[rival], abs_tol=1e-9),
         # how far DeepCUT is from the best other method, in the measure's own direction (> 0: ahead)
         margin=sign * (means[rival] - means[CANDIDATE]),
         significant=significantly_better(
@@ -171,6 +172,11 @@ def sentence(claim: dict[str, Any]) -> str:
         col, means = claim["column"], claim["means"]
         unit = "" if col == "fq_score" else " points"
         sig = "significantly" if claim["significant"] else "not significantly"
+        if claim["rank"] == 1 and not claim["holds"]:
+            return (
+                f"**fails**: DeepCUT ties {claim['rival']} for first of {len(means)} by {claim['measure']} "
+                f"({_scaled(col, means[CANDIDATE])})"
+            )
         if claim["holds"]:
             return (
                 f"**holds**: DeepCUT is first of {len(means)} by {claim['measure']} "

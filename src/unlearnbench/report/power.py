@@ -72,6 +72,8 @@ def verdict(rows: pd.DataFrame) -> dict[str, Any]:
     out["means"] = means
     best = out["ranking"][:2]
     out["best_significant"] = len(best) == 2 and significantly_better(fq(best[0]), fq(best[1]), "max")
+    top = means[out["ranking"][0]] if out["ranking"] else math.nan
+    out["tied"] = [m for m in out["ranking"] if math.isclose(means[m], top, abs_tol=5e-4)]
     return out
 
 
@@ -82,7 +84,9 @@ def _sentence(design: str, v: dict[str, Any]) -> str:
     test = f"one-sided Welch test over seeds, p < {ALPHA}" if v["tested"] else "one seed: means only, no test"
     ranking = ", ".join(f"{m} {v['means'][m]:.3f}" for m in v["ranking"]) or "none"
     close = ""
-    if v["ranking"]:
+    if len(v.get("tied", [])) > 1:
+        close = f"; closest to retraining: none, a tie of {', '.join(v['tied'])}"
+    elif v["ranking"]:
         lead = v["ranking"][0]
         sig = "significantly" if v.get("best_significant") else "not significantly"
         close = f"; closest to retraining: {lead} ({sig} ahead of the next)"
