@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 from omegaconf import OmegaConf
 
 from unlearnbench.cli.callbacks import OPTUNA_RESULTS
@@ -102,8 +103,8 @@ def tuned_section(set_name: str, tuning_dir: Path) -> str:
         "|---|---|---|---|---|",
     ]
     for path in files:
-        values = OmegaConf.to_container(OmegaConf.load(path))
-        shown = ", ".join(f"{k}={_short(v)}" for k, v in _flat(values).items())
+        values = pd.json_normalize(OmegaConf.to_container(OmegaConf.load(path))).iloc[0]
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
         sweep_dir = tuning_dir / path.stem
         if (sweep_dir / OPTUNA_RESULTS).exists():
             search = read_search(sweep_dir)
@@ -114,21 +115,12 @@ def tuned_section(set_name: str, tuning_dir: Path) -> str:
     return "\n".join([*lines, ""])
 
 
-def _flat(values: object, prefix: str = "") -> dict[str, object]:
-    if not isinstance(values, dict):
-        return {prefix.rstrip("."): values}
-    out: dict[str, object] = {}
-    for key, value in values.items():
-        out.update(_flat(value, f"{prefix}{key}."))
-    return out
-
-
 def _short(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def figures(sweep_dir: Path) -> list[Path]:
-    frame, _ = load_runs([sweep_dir])
+def figures(frame: pd.DataFrame) -> list[Path]:
+    """The trade-off and forget-quality plots of the grid's runs, into docs/figures/results/."""
     if frame.empty:
         return []
     summary = summarize(frame).reset_index(drop=True)
@@ -158,9 +150,9 @@ def main() -> int:
             ]
         )  # fmt: skip
     sweep_dir = Path(args.sweep_dir)
-    frame, _ = load_runs([sweep_dir]) if sweep_dir.exists() else (None, None)
-    runs = 0 if frame is None else len(frame)
-    job_seconds = 0.0 if frame is None or frame.empty else float(frame.total_seconds.sum())
+    frame, failures = load_runs([sweep_dir]) if sweep_dir.exists() else (pd.DataFrame(), [])
+    runs = len(frame)
+    job_seconds = float(frame.total_seconds.sum()) if runs else 0.0
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
     header = (
         "# Results: every method tuned by the same budget, and the paper's claims as measured\n\n"
@@ -175,9 +167,9 @@ def main() -> int:
         "in less time than retraining and than SISA. 'Significantly': a one-sided Welch t-test over "
         "seeds, p < 0.05."
     )
-    text = render_results([sweep_dir], header)[0] if runs else header + "\n\nNo finished runs.\n"
+    text = render_results(frame, failures, header)[0]
     text += "\n" + tuned_section(args.set_name, Path(args.tuning_dir))
-    written = figures(sweep_dir) if runs else []
+    written = figures(frame)
     if written:
         text += "\n## Figures\n\n" + "".join(
             f"![{p.stem}]({os.path.relpath(p, Path(args.out).parent)})\n\n" for p in written

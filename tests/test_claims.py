@@ -82,14 +82,24 @@ def test_without_deepcut_or_references_there_is_no_verdict_and_the_doc_says_so(t
     write_grid(tmp_path, {m: v for m, v in GRID.items() if m in ("finetune", "sisa")})
     frame, _ = load_runs([tmp_path])
     assert not any(v["judged"] for v in judge(frame).values())
-    text, _ = render_results([tmp_path], "# Results")
+    text, _ = render_results(frame, [], "# Results")
     assert "holds on 0 of 0 forget designs" in text and "no verdict (missing: deepcut" in text
 
 
 def test_the_document_counts_designs_and_tables_each(tmp_path) -> None:
     write_grid(tmp_path, GRID)
-    text, facts = render_results([tmp_path], "# Results")
+    frame, failures = load_runs([tmp_path])
+    text, facts = render_results(frame, failures, "# Results")
     assert facts[("bbc", "m", "random-0.05")]["a"]["holds"]
     assert "(a) DeepCUT forgets better than the baselines**: holds on 1 of 1 forget designs" in text
     assert "### bbc, random-0.05 (seeds 0, 1, 2; forgetting: forget-F1 gap to retraining)" in text
     assert "| deepcut " in text and "gap F1 forget" in text and "× retrain" in text
+
+
+def test_a_tie_for_first_is_not_forgetting_better(tmp_path) -> None:
+    grid = dict(GRID)
+    grid["finetune"] = (GRID["deepcut"][0], *GRID["finetune"][1:])  # the same forget F1 as DeepCUT
+    write_grid(tmp_path, grid)
+    a = judge(load_runs([tmp_path])[0])["a"]
+    assert a["rank"] == 1 and not a["holds"] and not a["significant"]
+    assert sentence(a).startswith("**fails**: DeepCUT ties finetune for first of 3")
